@@ -1,0 +1,89 @@
+"""Writing and reading feature tables with their failures and provenance."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+
+_METADATA_KEY = b"radharmony"
+
+
+def sidecar_paths(path: str | Path) -> dict[str, Path]:
+    """Return the paths written next to a feature table: failures CSV and provenance JSON."""
+    path = Path(path)
+    stem = path.name[: -len(path.suffix)] if path.suffix else path.name
+    return {
+        "failures": path.with_name(f"{stem}.failures.csv"),
+        "provenance": path.with_name(f"{stem}.provenance.json"),
+    }
+
+
+def write_features(features: pd.DataFrame, path: str | Path) -> dict[str, Path]:
+    """Write a feature table (parquet or CSV), its failures table and provenance sidecar.
+
+    Parameters
+    ----------
+    features : pandas.DataFrame
+        Output of :func:`radharmony.extract_features`.
+    path : str or Path
+        ``.parquet`` (provenance also stored in the file's metadata) or ``.csv``.
+
+    Returns
+    -------
+    dict
+        Paths written: ``features``, ``failures``, ``provenance``.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    provenance = dict(features.attrs.get("provenance", {}))
+    provenance["dropped_lesions"] = int(features.attrs.get("dropped_lesions", 0))
+    failures = features.attrs.get("failures")
+    plain = features.copy()
+    plain.attrs = {}
+    tmp = path.with_name(f".{path.name}.tmp")
+    if path.suffix.lower() == ".csv":
+        plain.to_csv(tmp, index=False)
+    else:
+        table = pa.Table.from_pandas(plain, preserve_index=False)
+        metadata = dict(table.schema.metadata or {})
+        metadata[_METADATA_KEY] = json.dumps(provenance).encode()
+        pq.write_table(table.replace_schema_metadata(metadata), tmp)
+    os.replace(tmp, path)
+    paths = sidecar_paths(path)
+    if failures is None:
+        failures = pd.DataFrame()
+    failures.to_csv(paths["failures"], index=False)
+    paths["provenance"].write_text(json.dumps(provenance, indent=2, sort_keys=True) + "\n")
+    return {"features": path, **paths}
+
+
+def read_features(path: str | Path) -> pd.DataFrame:
+    """Read a feature table written by :func:`write_features`, restoring its ``attrs``.
+
+    Parameters
+    ----------
+    path : str or Path
+        The ``.parquet`` or ``.csv`` feature table.
+
+    Returns
+    -------
+    pandas.DataFrame
+        With ``attrs["provenance"]`` and ``attrs["failures"]`` when their sidecars exist.
+    """
+    path = Path(path)
+    features = pd.read_csv(path) if path.suffix.lower() == ".csv" else pd.read_parquet(path)
+    features.attrs = {}
+    paths = sidecar_paths(path)
+    if paths["provenance"].is_file():
+        features.attrs["provenance"] = json.loads(paths["provenance"].read_text())
+    if paths["failures"].is_file() and paths["failures"].stat().st_size > 1:
+        with contextlib.suppress(pd.errors.EmptyDataError):
+            features.attrs["failures"] = pd.read_csv(paths["failures"])
+    return features

@@ -1,0 +1,301 @@
+"""Extraction over a cohort: per case, read once, split into lesions, compute, cache."""
+
+from __future__ import annotations
+
+import platform
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from radharmony._version import __version__
+from radharmony.errors import RadharmonyError
+from radharmony.extract import _cache
+from radharmony.ibsi import ExtractionSettings, compute_lesion_features, engine_versions
+from radharmony.ibsi.settings import SettingsLike
+from radharmony.io import check_geometry, read_image, read_manifest
+from radharmony.lesions import split_lesions
+
+FAILURE_COLUMNS: tuple[str, ...] = (
+    "case_id",
+    "subject_id",
+    "lesion_id",
+    "file",
+    "stage",
+    "message",
+)
+LESION_COLUMNS: tuple[str, ...] = (
+    "lesion_id",
+    "lesion_voxels",
+    "lesion_volume_mm3",
+    "centroid_x_mm",
+    "centroid_y_mm",
+    "centroid_z_mm",
+)
+
+
+@dataclass
+class _CaseResult:
+    position: int
+    rows: pd.DataFrame | None
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    dropped: int = 0
+    from_cache: bool = False
+
+
+@dataclass(frozen=True)
+class _CaseJob:
+    position: int
+    case_id: str
+    subject_id: str
+    image: str
+    mask: str
+
+
+def extract_features(
+    manifest: str | Path | pd.DataFrame,
+    settings: SettingsLike | None = None,
+    *,
+    n_jobs: int = 1,
+    cache_dir: str | Path | None = None,
+    connectivity: int = 26,
+    min_lesion_voxels: int = 1,
+    progress: bool | None = None,
+    base_dir: str | Path | None = None,
+) -> pd.DataFrame:
+    """Extract radiomic features for every lesion of every image in a cohort.
+
+    Parameters
+    ----------
+    manifest : str, Path or pandas.DataFrame
+        Cohort manifest (see :func:`radharmony.io.read_manifest`): one row per image with
+        ``subject_id``, ``image``, ``mask``, ``scanner`` and covariate columns.
+    settings : str, dict, path or ExtractionSettings, optional
+        A preset name (``"default"``, ``"ct"``, ``"mr"``, IBSI configurations), a mapping of
+        settings, a YAML/JSON file, or an :class:`ExtractionSettings`. Default: ``"default"``.
+    n_jobs : int
+        Number of worker processes (``-1``: all cores). The output does not depend on it.
+    cache_dir : str or Path, optional
+        Folder of per-case results keyed by image bytes, mask bytes and settings. An
+        interrupted run given the same folder recomputes only the missing cases.
+    connectivity : {6, 18, 26}
+        Voxel connectivity that splits a binary mask into lesions.
+    min_lesion_voxels : int
+        Lesions with fewer voxels are dropped and counted.
+    progress : bool, optional
+        Show a progress bar; by default shown for 10 cases or more.
+    base_dir : str or Path, optional
+        Folder that relative paths of a DataFrame manifest are resolved against.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per lesion: ``case_id``, ``subject_id``, ``lesion_id``, ``scanner``, the
+        manifest's covariates, ``lesion_voxels``, ``lesion_volume_mm3``,
+        ``centroid_{x,y,z}_mm``, then the features (see ``data_dictionary/features.csv``).
+        ``attrs["failures"]`` is a DataFrame of the cases or lesions that failed (``case_id``,
+        ``subject_id``, ``lesion_id``, ``file``, ``stage``, ``message``);
+        ``attrs["provenance"]`` records package versions, settings and lesion options;
+        ``attrs["dropped_lesions"]`` counts lesions below ``min_lesion_voxels``;
+        ``attrs["cached_cases"]`` counts cases read back from ``cache_dir``.
+    """
+    table = read_manifest(manifest, base_dir=base_dir)
+    resolved = ExtractionSettings.from_any(settings)
+    options = {"connectivity": connectivity, "min_lesion_voxels": min_lesion_voxels}
+    provenance = _provenance(resolved, options, table.attrs.get("manifest_path", ""))
+    fingerprint = _cache.run_fingerprint(
+        {"settings": resolved.to_dict(), "options": options, "versions": provenance["versions"]}
+    )
+    jobs = [
+        _CaseJob(i, str(r.case_id), str(r.subject_id), str(r.image), str(r.mask))
+        for i, r in enumerate(table.itertuples(index=False))
+    ]
+    cache = Path(cache_dir) if cache_dir is not None else None
+    results = _run_jobs(jobs, resolved, options, fingerprint, cache, n_jobs, progress)
+    features = _assemble(table, results)
+    features.attrs["failures"] = _failure_table(results)
+    features.attrs["provenance"] = provenance
+    features.attrs["dropped_lesions"] = int(sum(r.dropped for r in results))
+    features.attrs["cached_cases"] = int(sum(r.from_cache for r in results))
+    return features
+
+
+def _provenance(settings: ExtractionSettings, options: dict, manifest: str) -> dict[str, Any]:
+    versions = {
+        "radharmony": __version__,
+        **engine_versions(),
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
+    return {
+        "versions": versions,
+        "settings": settings.to_dict(),
+        "lesion_options": options,
+        "manifest": manifest,
+    }
+
+
+def _run_jobs(
+    jobs: list[_CaseJob],
+    settings: ExtractionSettings,
+    options: dict,
+    fingerprint: str,
+    cache: Path | None,
+    n_jobs: int,
+    progress: bool | None,
+) -> list[_CaseResult]:
+    from joblib import Parallel, delayed
+    from tqdm.auto import tqdm
+
+    show = len(jobs) >= 10 if progress is None else progress
+    bar = tqdm(total=len(jobs), desc="extracting", unit="case", disable=not show)
+    results: list[_CaseResult] = []
+    if n_jobs == 1:
+        stream = (_process_case(job, settings, options, fingerprint, cache) for job in jobs)
+    else:
+        stream = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(
+            delayed(_process_case)(job, settings, options, fingerprint, cache) for job in jobs
+        )
+    for result in stream:
+        results.append(result)
+        bar.update(1)
+    bar.close()
+    return sorted(results, key=lambda r: r.position)
+
+
+def _process_case(
+    job: _CaseJob,
+    settings: ExtractionSettings,
+    options: dict,
+    fingerprint: str,
+    cache: Path | None,
+) -> _CaseResult:
+    from threadpoolctl import threadpool_limits
+
+    # One case per core: nested BLAS threads would only oversubscribe the machine.
+    with threadpool_limits(limits=1):
+        return _process_case_unlimited(job, settings, options, fingerprint, cache)
+
+
+def _process_case_unlimited(
+    job: _CaseJob,
+    settings: ExtractionSettings,
+    options: dict,
+    fingerprint: str,
+    cache: Path | None,
+) -> _CaseResult:
+    key = None
+    if cache is not None:
+        try:
+            key = _cache.case_key(job.image, job.mask, fingerprint)
+        except OSError as err:
+            return _failed(job, job.image, "read", f"cannot read file for hashing: {err}")
+        cached = _cache.load_cached(cache, key)
+        if cached is not None:
+            failures = [dict(f) for f in cached.attrs.get("failures", [])]
+            dropped = int(cached.attrs.get("dropped", 0))
+            cached.attrs = {}
+            return _CaseResult(job.position, cached, failures, dropped, from_cache=True)
+    try:
+        image = read_image(job.image, role="image")
+    except Exception as err:  # noqa: BLE001 - any failure is recorded, never raised
+        return _failed(job, job.image, "read_image", _message(err))
+    try:
+        mask = read_image(job.mask, role="mask")
+        check_geometry(image, mask, image_name=job.image, mask_name=job.mask)
+        lesion_set = split_lesions(
+            mask,
+            connectivity=options["connectivity"],
+            min_voxels=options["min_lesion_voxels"],
+            name=job.mask,
+        )
+    except Exception as err:  # noqa: BLE001
+        return _failed(job, job.mask, _stage_of(err), _message(err))
+    rows, failures = [], []
+    for lesion in lesion_set.lesions:
+        try:
+            values = compute_lesion_features(image, lesion_set.mask_of(lesion, mask), settings)
+        except Exception as err:  # noqa: BLE001
+            failures.append(_failure(job, job.image, "features", _message(err), lesion.lesion_id))
+            continue
+        rows.append(_lesion_row(lesion) | values)
+    frame = pd.DataFrame(rows, columns=None if rows else list(LESION_COLUMNS))
+    if cache is not None and key is not None:
+        frame.attrs = {"failures": failures, "dropped": lesion_set.dropped}
+        _cache.store(cache, key, frame)
+        frame.attrs = {}
+    return _CaseResult(job.position, frame, failures, lesion_set.dropped)
+
+
+def _lesion_row(lesion: Any) -> dict[str, Any]:
+    x, y, z = lesion.centroid_mm
+    return {
+        "lesion_id": lesion.lesion_id,
+        "lesion_voxels": lesion.voxels,
+        "lesion_volume_mm3": lesion.volume_mm3,
+        "centroid_x_mm": x,
+        "centroid_y_mm": y,
+        "centroid_z_mm": z,
+    }
+
+
+def _stage_of(err: Exception) -> str:
+    from radharmony.errors import EmptyMaskError, GeometryMismatchError
+
+    if isinstance(err, GeometryMismatchError):
+        return "geometry"
+    if isinstance(err, EmptyMaskError):
+        return "lesions"
+    return "read_mask"
+
+
+def _message(err: Exception) -> str:
+    if isinstance(err, RadharmonyError):
+        return str(err)
+    # Unexpected errors keep their type and innermost frame so the report can be acted upon.
+    frame = traceback.extract_tb(err.__traceback__)[-1] if err.__traceback__ else None
+    where = f" (in {Path(frame.filename).name}:{frame.lineno})" if frame else ""
+    return f"{type(err).__name__}: {err}{where}"
+
+
+def _failure(
+    job: _CaseJob, file: str, stage: str, message: str, lesion_id: int | None = None
+) -> dict[str, Any]:
+    return {
+        "case_id": job.case_id,
+        "subject_id": job.subject_id,
+        "lesion_id": lesion_id,
+        "file": file,
+        "stage": stage,
+        "message": message,
+    }
+
+
+def _failed(job: _CaseJob, file: str, stage: str, message: str) -> _CaseResult:
+    return _CaseResult(job.position, None, [_failure(job, file, stage, message)])
+
+
+def _assemble(table: pd.DataFrame, results: list[_CaseResult]) -> pd.DataFrame:
+    covariates = [c for c in table.columns if c not in ("image", "mask")]
+    pieces = []
+    for result in results:
+        if result.rows is None or result.rows.empty:
+            continue
+        meta = table.iloc[[result.position] * len(result.rows)][covariates].reset_index(drop=True)
+        pieces.append(pd.concat([meta, result.rows.reset_index(drop=True)], axis=1))
+    if not pieces:
+        return pd.DataFrame(columns=covariates + list(LESION_COLUMNS))
+    features = pd.concat(pieces, ignore_index=True)
+    leading = ["case_id", "subject_id", "lesion_id", "scanner"]
+    ordered = leading + [c for c in covariates if c not in leading] + list(LESION_COLUMNS[1:])
+    return features[ordered + [c for c in features.columns if c not in ordered]]
+
+
+def _failure_table(results: list[_CaseResult]) -> pd.DataFrame:
+    records = [f for r in results for f in r.failures]
+    failures = pd.DataFrame.from_records(records, columns=list(FAILURE_COLUMNS))
+    failures["lesion_id"] = failures["lesion_id"].astype("Int64")
+    return failures

@@ -1,0 +1,41 @@
+"""Every column the package writes is described in data_dictionary/."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from radharmony.extract import FAILURE_COLUMNS, extract_features
+
+HEADER = ["name", "type", "unit", "family", "description", "ibsi_tag", "ibsi_code", "notes"]
+
+
+def _dictionary(project_root: Path) -> dict[str, pd.DataFrame]:
+    folder = project_root / "data_dictionary"
+    return {p.stem: pd.read_csv(p, dtype=str) for p in sorted(folder.glob("*.csv"))}
+
+
+def test_every_dictionary_file_has_the_common_header(project_root: Path) -> None:
+    tables = _dictionary(project_root)
+    assert {"lesions", "failures"} <= set(tables)
+    for name, table in tables.items():
+        assert list(table.columns) == HEADER, name
+        assert not table["name"].duplicated().any(), f"{name}.csv lists a column twice"
+        assert table["description"].notna().all(), f"{name}.csv has an undescribed column"
+
+
+@pytest.mark.parametrize("preset", ["default", "ct", "mr"])
+def test_every_extracted_column_is_described(
+    tiny_cohort: Path, project_root: Path, preset: str
+) -> None:
+    features = extract_features(tiny_cohort, settings=preset)
+    tables = _dictionary(project_root)
+    manifest_covariates = {"age", "sex"}
+    described = set(tables["lesions"]["name"]) | set(
+        tables.get("features", pd.DataFrame(columns=["name"]))["name"]
+    )
+    missing = sorted(set(features.columns) - described - manifest_covariates)
+    assert not missing, f"columns missing from data_dictionary/features.csv: {missing}"
+    assert set(FAILURE_COLUMNS) == set(tables["failures"]["name"])
