@@ -65,7 +65,7 @@ def test_feature_values_match_the_lesion_contents(tiny_features: pd.DataFrame) -
 
 def test_output_is_identical_for_any_n_jobs(tiny_cohort: Path, tiny_features: pd.DataFrame) -> None:
     parallel = extract_features(tiny_cohort, settings=FAST, n_jobs=2)
-    pd.testing.assert_frame_equal(parallel, tiny_features)
+    pd.testing.assert_frame_equal(parallel, tiny_features, check_exact=True)
 
 
 def test_bad_cases_are_reported_and_the_others_kept(tiny_cohort: Path, tmp_path: Path) -> None:
@@ -108,7 +108,7 @@ def test_write_and_read_back_keep_provenance_and_failures(
     paths = write_features(tiny_features, tmp_path / "features.parquet")
     assert paths["failures"].name == "features.failures.csv"
     back = read_features(paths["features"])
-    pd.testing.assert_frame_equal(back, tiny_features)
+    pd.testing.assert_frame_equal(back, tiny_features, check_exact=True)
     provenance = back.attrs["provenance"]
     assert provenance["settings"]["feature_classes"] == FAST["feature_classes"]
     assert {"radharmony", "pyradiomics", "SimpleITK"} <= set(provenance["versions"])
@@ -134,7 +134,7 @@ def test_killed_run_resumes_to_identical_output(tiny_cohort: Path, tmp_path: Pat
     resumed = extract_features(tiny_cohort, cache_dir=cache)
     assert resumed.attrs["cached_cases"] == done_before
     uninterrupted = extract_features(tiny_cohort)
-    pd.testing.assert_frame_equal(resumed, uninterrupted)
+    pd.testing.assert_frame_equal(resumed, uninterrupted, check_exact=True)
 
 
 PYRADIOMICS_BASELINE = {  # settings used by pyradiomics' own baseline: no resampling, bin width 25

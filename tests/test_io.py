@@ -108,3 +108,23 @@ def test_geometry_match_passes_and_each_mismatch_is_named() -> None:
 def test_size_mismatch() -> None:
     with pytest.raises(GeometryMismatchError, match=r"size \(6, 5, 4\) vs \(6, 5, 3\)"):
         check_geometry(_image(), _image((3, 5, 6)))
+
+
+def test_float_nifti_keeps_nan_and_matches_itk_geometry(tmp_path: Path) -> None:
+    # ITK's own NIfTI reader silently turns NaN into 0; radharmony must not.
+    array = np.arange(120, dtype=np.float32).reshape(4, 5, 6)
+    array[1, 2, 3] = np.nan
+    image = sitk.GetImageFromArray(array)
+    image.SetSpacing((0.7, 0.8, 2.5))
+    image.SetOrigin((-10.0, 5.0, 3.0))
+    image.SetDirection((0, 1, 0, -1, 0, 0, 0, 0, 1))
+    path = tmp_path / "nan.nii.gz"
+    sitk.WriteImage(image, str(path))
+    back = read_image(path)
+    itk = sitk.ReadImage(str(path))
+    got = sitk.GetArrayFromImage(back)
+    assert np.isnan(got[1, 2, 3]) and np.isnan(got).sum() == 1
+    np.testing.assert_array_equal(np.nan_to_num(got), sitk.GetArrayFromImage(itk))
+    assert back.GetSpacing() == pytest.approx(itk.GetSpacing())
+    assert back.GetOrigin() == pytest.approx(itk.GetOrigin())
+    assert back.GetDirection() == pytest.approx(itk.GetDirection())

@@ -6,6 +6,7 @@ explanations -> report. Each stage is a module; the public API is re-exported he
 
 from __future__ import annotations
 
+from radharmony import datasets
 from radharmony._version import __version__
 from radharmony.errors import (
     EmptyMaskError,
@@ -17,15 +18,46 @@ from radharmony.errors import (
     RadharmonyError,
     SettingsError,
 )
+from radharmony.datasets import SyntheticCohort, make_cohort, make_feature_table
+from radharmony.extract import extract_features, read_features, write_features
+from radharmony.ibsi import (
+    IBSI_CONFIGURATIONS,
+    PRESETS,
+    ExtractionSettings,
+    ProcessedLesion,
+    check_compliance,
+    compute_lesion_features,
+    process_lesion,
+)
+from radharmony.io import check_geometry, read_image, read_manifest
+from radharmony.lesions import split_lesions
 
 __all__ = [
-    "__version__",
+    "IBSI_CONFIGURATIONS",
+    "PRESETS",
     "EmptyMaskError",
+    "ExtractionSettings",
     "GeometryMismatchError",
     "HarmonizationError",
     "ImageReadError",
     "ManifestError",
     "ModelError",
+    "ProcessedLesion",
     "RadharmonyError",
     "SettingsError",
+    "SyntheticCohort",
+    "__version__",
+    "check_compliance",
+    "check_geometry",
+    "compute_lesion_features",
+    "datasets",
+    "extract_features",
+    "make_cohort",
+    "make_feature_table",
+    "process_lesion",
+    "read_features",
+    "read_image",
+    "read_manifest",
+    "split_lesions",
+    "write_features",
 ]

@@ -10,14 +10,15 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import SimpleITK as sitk
 
 from radharmony._version import __version__
-from radharmony.errors import RadharmonyError
+from radharmony.errors import ImageReadError, RadharmonyError
 from radharmony.extract import _cache
 from radharmony.ibsi import ExtractionSettings, compute_lesion_features, engine_versions
 from radharmony.ibsi.settings import SettingsLike
 from radharmony.io import check_geometry, read_image, read_manifest
-from radharmony.lesions import split_lesions
+from radharmony.lesions import Lesion, split_lesions
 
 FAILURE_COLUMNS: tuple[str, ...] = (
     "case_id",
@@ -27,6 +28,7 @@ FAILURE_COLUMNS: tuple[str, ...] = (
     "stage",
     "message",
 )
+_FINITE_MARGIN = 3
 LESION_COLUMNS: tuple[str, ...] = (
     "lesion_id",
     "lesion_voxels",
@@ -65,6 +67,8 @@ def extract_features(
     min_lesion_voxels: int = 1,
     progress: bool | None = None,
     base_dir: str | Path | None = None,
+    backend: str = "loky",
+    scheduler: Any = None,
 ) -> pd.DataFrame:
     """Extract radiomic features for every lesion of every image in a cohort.
 
@@ -89,6 +93,14 @@ def extract_features(
         Show a progress bar; by default shown for 10 cases or more.
     base_dir : str or Path, optional
         Folder that relative paths of a DataFrame manifest are resolved against.
+    backend : {"loky", "dask"}
+        ``"loky"`` runs cases in local worker processes (joblib). ``"dask"`` submits the same
+        per-case tasks to a Dask distributed cluster given by ``scheduler``; caching, failure
+        handling and the output are the same. The cache folder must then be reachable by every
+        worker (a shared file system).
+    scheduler : str or dask.distributed.Client, optional
+        With ``backend="dask"``: the scheduler address (``"tcp://host:8786"``) or a connected
+        client. ``n_jobs`` is ignored; the cluster's workers decide the parallelism.
 
     Returns
     -------
@@ -102,7 +114,8 @@ def extract_features(
         ``attrs["dropped_lesions"]`` counts lesions below ``min_lesion_voxels``;
         ``attrs["cached_cases"]`` counts cases read back from ``cache_dir``.
     """
-    table = read_manifest(manifest, base_dir=base_dir)
+    # Missing files are per-case failures here, so that one absent file never stops a cohort.
+    table = read_manifest(manifest, base_dir=base_dir, check_files=False)
     resolved = ExtractionSettings.from_any(settings)
     options = {"connectivity": connectivity, "min_lesion_voxels": min_lesion_voxels}
     provenance = _provenance(resolved, options, table.attrs.get("manifest_path", ""))
@@ -113,8 +126,13 @@ def extract_features(
         _CaseJob(i, str(r.case_id), str(r.subject_id), str(r.image), str(r.mask))
         for i, r in enumerate(table.itertuples(index=False))
     ]
-    cache = Path(cache_dir) if cache_dir is not None else None
-    results = _run_jobs(jobs, resolved, options, fingerprint, cache, n_jobs, progress)
+    cache = Path(cache_dir).resolve() if cache_dir is not None else None
+    if backend not in ("loky", "dask"):
+        raise ValueError(f"backend must be 'loky' or 'dask', got {backend!r}")
+    run = _run_jobs_dask if backend == "dask" else _run_jobs
+    results = run(
+        _largest_first(jobs), resolved, options, fingerprint, cache, n_jobs, progress, scheduler
+    )
     features = _assemble(table, results)
     features.attrs["failures"] = _failure_table(results)
     features.attrs["provenance"] = provenance
@@ -138,6 +156,30 @@ def _provenance(settings: ExtractionSettings, options: dict, manifest: str) -> d
     }
 
 
+def _largest_first(jobs: list[_CaseJob]) -> list[_CaseJob]:
+    # Big cases started last would leave cores idle at the end of a run; the mask's size on
+    # disk is a cheap proxy of the lesion volume to process.
+    def size(job: _CaseJob) -> int:
+        try:
+            return Path(job.mask).stat().st_size + Path(job.image).stat().st_size
+        except OSError:
+            return 0
+
+    return sorted(jobs, key=lambda job: (-size(job), job.position))
+
+
+def _collect(stream: Any, total: int, progress: bool | None) -> list[_CaseResult]:
+    from tqdm.auto import tqdm
+
+    show = total >= 10 if progress is None else progress
+    results: list[_CaseResult] = []
+    with tqdm(total=total, desc="extracting", unit="case", disable=not show) as bar:
+        for result in stream:
+            results.append(result)
+            bar.update(1)
+    return sorted(results, key=lambda r: r.position)
+
+
 def _run_jobs(
     jobs: list[_CaseJob],
     settings: ExtractionSettings,
@@ -146,24 +188,52 @@ def _run_jobs(
     cache: Path | None,
     n_jobs: int,
     progress: bool | None,
+    scheduler: Any = None,
 ) -> list[_CaseResult]:
     from joblib import Parallel, delayed
-    from tqdm.auto import tqdm
 
-    show = len(jobs) >= 10 if progress is None else progress
-    bar = tqdm(total=len(jobs), desc="extracting", unit="case", disable=not show)
-    results: list[_CaseResult] = []
     if n_jobs == 1:
         stream = (_process_case(job, settings, options, fingerprint, cache) for job in jobs)
     else:
-        stream = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(
+        stream = Parallel(n_jobs=n_jobs, return_as="generator_unordered", pre_dispatch="n_jobs")(
             delayed(_process_case)(job, settings, options, fingerprint, cache) for job in jobs
         )
-    for result in stream:
-        results.append(result)
-        bar.update(1)
-    bar.close()
-    return sorted(results, key=lambda r: r.position)
+    return _collect(stream, len(jobs), progress)
+
+
+def _run_jobs_dask(
+    jobs: list[_CaseJob],
+    settings: ExtractionSettings,
+    options: dict,
+    fingerprint: str,
+    cache: Path | None,
+    n_jobs: int,
+    progress: bool | None,
+    scheduler: Any = None,
+) -> list[_CaseResult]:
+    try:
+        from dask.distributed import Client, as_completed
+    except ImportError as err:
+        raise ImportError(
+            "backend='dask' needs dask.distributed: pip install 'radharmony[dask]'"
+        ) from err
+    if scheduler is None:
+        raise ValueError("backend='dask' needs scheduler= (an address or a dask Client)")
+    client = scheduler if isinstance(scheduler, Client) else Client(scheduler)
+    try:
+        futures = client.map(
+            _process_case,
+            jobs,
+            settings=settings,
+            options=options,
+            fingerprint=fingerprint,
+            cache=cache,
+            pure=False,
+        )
+        return _collect((f.result() for f in as_completed(futures)), len(jobs), progress)
+    finally:
+        if client is not scheduler:
+            client.close()
 
 
 def _process_case(
@@ -217,9 +287,11 @@ def _process_case_unlimited(
     rows, failures = [], []
     for lesion in lesion_set.lesions:
         try:
+            _check_finite_around(image, lesion, job.image)
             values = compute_lesion_features(image, lesion_set.mask_of(lesion, mask), settings)
         except Exception as err:  # noqa: BLE001
-            failures.append(_failure(job, job.image, "features", _message(err), lesion.lesion_id))
+            stage = "image_values" if isinstance(err, ImageReadError) else "features"
+            failures.append(_failure(job, job.image, stage, _message(err), lesion.lesion_id))
             continue
         rows.append(_lesion_row(lesion) | values)
     frame = pd.DataFrame(rows, columns=None if rows else list(LESION_COLUMNS))
@@ -228,6 +300,24 @@ def _process_case_unlimited(
         _cache.store(cache, key, frame)
         frame.attrs = {}
     return _CaseResult(job.position, frame, failures, lesion_set.dropped)
+
+
+def _check_finite_around(image: sitk.Image, lesion: Lesion, name: str) -> None:
+    # Interpolation reads a few voxels beyond the lesion: NaN/inf there would spread into the
+    # features silently. Non-finite voxels far from the lesion (e.g. a NaN background) are fine.
+    if image.GetPixelID() not in (sitk.sitkFloat32, sitk.sitkFloat64):
+        return
+    values = sitk.GetArrayViewFromImage(image)
+    box = tuple(
+        slice(max(0, s.start - _FINITE_MARGIN), min(n, s.stop + _FINITE_MARGIN))
+        for s, n in zip(lesion.bbox, values.shape, strict=True)
+    )
+    bad = int(np.count_nonzero(~np.isfinite(values[box])))
+    if bad:
+        raise ImageReadError(
+            f"{name} has {bad} NaN or infinite voxel(s) in or next to lesion {lesion.lesion_id}; "
+            "replace them (e.g. by the background value) before extraction"
+        )
 
 
 def _lesion_row(lesion: Any) -> dict[str, Any]:

@@ -54,6 +54,9 @@ def _read_path(path: Path, role: str) -> sitk.Image:
             f"{', '.join(_SUPPORTED_SUFFIXES)} or a DICOM series folder"
         )
     try:
+        _check_declared_size(path, role)
+        if _is_float_nifti(path):
+            return _read_float_nifti(path, role)
         image = sitk.ReadImage(str(path))
     except RuntimeError as err:
         reason = str(err).strip().splitlines()[-1] if str(err).strip() else "unknown reason"
@@ -64,6 +67,67 @@ def _read_path(path: Path, role: str) -> sitk.Image:
     if path.name.lower().endswith(".nii.gz"):
         _check_gzip_nifti_complete(path, image, role)
     return image
+
+
+def _is_float_nifti(path: Path) -> bool:
+    if not path.name.lower().endswith((".nii", ".nii.gz")):
+        return False
+    import nibabel as nib
+
+    try:
+        header = nib.load(path).header
+    except Exception:  # noqa: BLE001 - let the ITK reader produce the error message
+        return False
+    return header.get_data_dtype().kind == "f"
+
+
+def _read_float_nifti(path: Path, role: str) -> sitk.Image:
+    # ITK's NIfTI reader turns NaN voxels into 0 without a word; nibabel keeps them. The voxel
+    # array therefore comes from nibabel and the geometry from ITK (same voxel order on disk).
+    import nibabel as nib
+
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    reader.ReadImageInformation()
+    try:
+        data = np.asanyarray(nib.load(path).dataobj)
+    except Exception as err:  # noqa: BLE001 - any decoding failure means a damaged file
+        raise ImageReadError(
+            f"{role} file {path} is truncated or corrupt ({type(err).__name__}: {err}). "
+            "Re-export or re-download the file."
+        ) from err
+    while data.ndim > 3 and data.shape[-1] == 1:
+        data = data[..., 0]
+    if data.ndim != 3:
+        raise ImageReadError(
+            f"{role} file {path} is {data.ndim}D with shape {data.shape}; radharmony needs a 3D "
+            "volume (split 4D series into 3D volumes; stack 2D slices into a volume)"
+        )
+    image = sitk.GetImageFromArray(np.ascontiguousarray(data.T), isVector=False)
+    image.SetSpacing(reader.GetSpacing()[:3])
+    image.SetOrigin(reader.GetOrigin()[:3])
+    n = reader.GetDimension()
+    direction = np.asarray(reader.GetDirection()).reshape(n, n)[:3, :3]
+    image.SetDirection(tuple(float(d) for d in direction.ravel()))
+    return image
+
+
+# A header may declare a size no scanner produces (corrupt or hostile file); refuse it before
+# the reader tries to allocate it. 2**31 voxels is a 1300^3 volume, far above clinical images.
+MAX_VOXELS = 2**31
+
+
+def _check_declared_size(path: Path, role: str) -> None:
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    reader.ReadImageInformation()
+    size = reader.GetSize()
+    n_voxels = int(np.prod(np.asarray(size, dtype=np.float64)))
+    if n_voxels > MAX_VOXELS:
+        raise ImageReadError(
+            f"{role} file {path} declares {n_voxels:.3g} voxels (size {size}), more than the "
+            f"{MAX_VOXELS:.3g} radharmony accepts; the header is probably corrupt"
+        )
 
 
 def _check_gzip_nifti_complete(path: Path, image: sitk.Image, role: str) -> None:

@@ -1,0 +1,12 @@
+"""Embedded synthetic data: a multi-scanner image cohort and tabular feature simulations.
+
+Both generators are deterministic for a seed and write or return their ground truth, so tests and
+tutorials can check results against known values rather than against themselves.
+"""
+
+from __future__ import annotations
+
+from radharmony.datasets._cohort import SyntheticCohort, make_cohort
+from radharmony.datasets._tabular import make_feature_table
+
+__all__ = ["SyntheticCohort", "make_cohort", "make_feature_table"]
