@@ -1,25 +1,27 @@
-"""Time the numpy IBSI families against pyradiomics' own feature classes on the same lesions.
+"""Time the IBSI families of radharmony against pyradiomics' own families on the same lesions.
 
 Usage::
 
-    python benchmarks/bench_families.py [CASE_DIR] [--repeat N]
+    python benchmarks/bench_families.py [CASE_DIR] [--preset NAME] [--repeat N]
 
 For every ``<case>_image.nrrd`` / ``<case>_label.nrrd`` pair (label 1) in CASE_DIR (default:
-the pyradiomics example cases of the shared data folder) it reports the wall time of
-pyradiomics' ``RadiomicsFeatureExtractor`` with its default settings and feature classes, the
-time of :func:`radharmony.ibsi.families.compute_families` (3D and 2D texture) on the same
-image, mask and grey levels (fixed bin width 25, as pyradiomics' default), per-family times,
-and the ratio of the two. Best of ``--repeat`` runs.
+the pyradiomics example cases of the shared data folder) the lesion is processed once with the
+extraction preset (default: ``default``), then every feature family is computed on it alone
+through :func:`radharmony.ibsi.features_from_processed`, as an extraction does (morphology
+with the mesh of the shape class, as in an extraction: its time is that of shape + morphology
+minus that of shape). The
+report gives per lesion the time of pyradiomics' families (shape, firstorder and texture), of
+the IBSI families enabled by default, of the opt-in spatial autocorrelation, and their ratio to
+pyradiomics; then the per-family totals. Best of ``--repeat`` runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 from collections.abc import Callable
 from pathlib import Path
-
-import numpy as np
 
 DEFAULT_CASES = Path(__file__).resolve().parents[2] / "shared" / "data" / "pyradiomics_cases"
 
@@ -33,90 +35,69 @@ def _best_time(func: Callable[[], object], repeat: int) -> float:
     return best
 
 
-def _lesion_arrays(image_path: Path, label_path: Path) -> dict[str, object]:
+def _family_times(image_path: Path, label_path: Path, preset: str, repeat: int) -> dict:
+    """Voxel count, processing time and the time of each family on one lesion."""
     import SimpleITK as sitk
 
-    image = sitk.ReadImage(str(image_path))
-    label = sitk.ReadImage(str(label_path))
-    values = sitk.GetArrayFromImage(image).astype(float)
-    mask = sitk.GetArrayFromImage(label) == 1
-    # pyradiomics' default discretisation: fixed bin width 25 anchored at 0
-    low = np.floor(values[mask].min() / 25.0)
-    levels = np.zeros(values.shape, dtype=np.int64)
-    levels[mask] = (np.floor(values[mask] / 25.0) - low + 1).astype(np.int64)
-    return {
-        "values": values,
-        "mask": mask,
-        "levels": levels,
-        "spacing": tuple(float(s) for s in image.GetSpacing()[::-1]),
-    }
+    from radharmony.ibsi import FEATURE_CLASSES, PRESETS, features_from_processed, process_lesion
 
-
-def _time_case(
-    extractor: object, image_path: Path, label_path: Path, repeat: int
-) -> tuple[int, float, float, dict[str, float]]:
-    """Voxel count, pyradiomics time, families time (3D + 2D texture) and per-family times."""
-    from functools import partial
-
-    from radharmony.ibsi.families import FAMILIES, compute_families
-
-    t_pyrad = _best_time(partial(extractor.execute, str(image_path), str(label_path)), repeat)
-    arrays = _lesion_arrays(image_path, label_path)
-    run = partial(
-        compute_families,
-        arrays["values"],
-        arrays["levels"],
-        arrays["mask"],
-        arrays["mask"],
-        arrays["spacing"],
-    )
-    texture = list(FAMILIES)[5:]
-    t_fam = _best_time(lambda: (run("3D"), run("2D", families=texture)), repeat)
-    per_family = {
-        name: _best_time(partial(run, "3D", families=[name]), repeat) for name in FAMILIES
-    }
-    return int(arrays["mask"].sum()), t_pyrad, t_fam, per_family
+    image = sitk.ReadImage(str(image_path), sitk.sitkFloat32)
+    mask = sitk.Cast(sitk.ReadImage(str(label_path)) == 1, sitk.sitkUInt8)
+    mask.CopyInformation(image)
+    settings = dataclasses.replace(PRESETS[preset], feature_classes=FEATURE_CLASSES)
+    lesion = process_lesion(image, mask, settings)
+    times = {"processing": _best_time(lambda: process_lesion(image, mask, settings), repeat)}
+    for family in FEATURE_CLASSES:
+        only = dataclasses.replace(settings, feature_classes=(family,))
+        times[family] = _best_time(lambda only=only: features_from_processed(lesion, only), repeat)
+    # in an extraction the morphology family reuses the mesh of pyradiomics' shape class
+    with_shape = dataclasses.replace(settings, feature_classes=("shape", "morphology"))
+    both = _best_time(lambda: features_from_processed(lesion, with_shape), repeat)
+    times["morphology"] = max(0.0, both - times["shape"])
+    return {"voxels": int(lesion.intensity_mask.sum()), "times": times}
 
 
 def main() -> int:
-    """Run the benchmark and print one line per lesion plus the overall ratio."""
+    """Run the benchmark and print one line per lesion, the totals and per-family times."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("cases", nargs="?", type=Path, default=DEFAULT_CASES)
+    parser.add_argument("--preset", default="default")
     parser.add_argument("--repeat", type=int, default=1)
     args = parser.parse_args()
 
-    import logging
+    from radharmony.ibsi.settings import IBSI_CLASSES, OPT_IN_CLASSES, PYRADIOMICS_CLASSES
 
-    import radiomics
-    from radiomics.featureextractor import RadiomicsFeatureExtractor
-
-    radiomics.logger.setLevel(logging.ERROR)
-    extractor = RadiomicsFeatureExtractor()  # default settings and feature classes
-    total_pyrad = total_fam = 0.0
-    family_totals: dict[str, float] = {}
-    print(f"{'case':<10}{'voxels':>9}{'pyradiomics s':>15}{'families s':>12}{'ratio':>8}")
+    default_new = [c for c in IBSI_CLASSES if c not in OPT_IN_CLASSES]
+    totals: dict[str, float] = {}
+    header = f"{'case':<10}{'voxels':>8}{'pyradiomics s':>15}{'IBSI default s':>16}"
+    print(header + f"{'ratio':>7}{'opt-in s':>10}{'ratio':>7}")
     for image_path in sorted(args.cases.glob("*_image.nrrd")):
         case = image_path.name.removesuffix("_image.nrrd")
         label_path = image_path.with_name(f"{case}_label.nrrd")
         if not label_path.exists():
             continue
-        n_vox, t_pyrad, t_fam, per_family = _time_case(
-            extractor, image_path, label_path, args.repeat
+        result = _family_times(image_path, label_path, args.preset, args.repeat)
+        times = result["times"]
+        for name, seconds in times.items():
+            totals[name] = totals.get(name, 0.0) + seconds
+        t_pyrad = sum(times[c] for c in PYRADIOMICS_CLASSES)
+        t_new = sum(times[c] for c in default_new)
+        t_opt = sum(times[c] for c in OPT_IN_CLASSES)
+        print(
+            f"{case:<10}{result['voxels']:>8}{t_pyrad:>15.2f}{t_new:>16.2f}"
+            f"{t_new / t_pyrad:>7.2f}{t_opt:>10.2f}{t_opt / t_pyrad:>7.2f}"
         )
-        total_pyrad += t_pyrad
-        total_fam += t_fam
-        for name, seconds in per_family.items():
-            family_totals[name] = family_totals.get(name, 0.0) + seconds
-        print(f"{case:<10}{n_vox:>9}{t_pyrad:>15.2f}{t_fam:>12.2f}{t_fam / t_pyrad:>8.2f}")
-    if total_pyrad == 0:
+    if not totals:
         print(f"no *_image.nrrd / *_label.nrrd pairs found in {args.cases}")
         return 1
+    t_pyrad = sum(totals[c] for c in PYRADIOMICS_CLASSES)
+    t_new = sum(totals[c] for c in default_new)
+    t_opt = sum(totals[c] for c in OPT_IN_CLASSES)
     print(
-        f"{'total':<10}{'':>9}{total_pyrad:>15.2f}{total_fam:>12.2f}{total_fam / total_pyrad:>8.2f}"
+        f"{'total':<10}{'':>8}{t_pyrad:>15.2f}{t_new:>16.2f}{t_new / t_pyrad:>7.2f}"
+        f"{t_opt:>10.2f}{t_opt / t_pyrad:>7.2f}"
     )
-    print(
-        "per family (3D texture), s: " + ", ".join(f"{k} {v:.2f}" for k, v in family_totals.items())
-    )
+    print("per family, s: " + ", ".join(f"{k} {v:.2f}" for k, v in totals.items()))
     return 0
 
 

@@ -12,15 +12,11 @@ import pytest
 from radharmony.cli import main
 from radharmony.ibsi import check_compliance, read_reference, summary_line
 
-# Reference values that plain pyradiomics can map to IBSI tags (per configuration): morphology
-# 11, intensity statistics 15, histogram entropy/uniformity 2, and per texture dimension GLCM 25
-# x 2 aggregations (difference average = dissimilarity and cluster tendency = sum variance by
-# IBSI definition), GLRLM 16 x 2, GLSZM 16, NGTDM 5, NGLDM 14. The digital phantom tabulates
-# 3D and 2.5D; configurations A and B tabulate 2.5D (and 2D, which pyradiomics cannot do).
-PYRADIOMICS_MAPPABLE = {"digital_phantom": 28 + 2 * 117, "A": 28 + 117, "B": 28 + 117}
-# IBSI diagnostic features of configurations A and B computed by the check (all but the mean,
-# minimum and maximum of the whole interpolated image).
-DIAGNOSTICS = 57
+# Reference values per benchmark (rows with a value): every one is computed and within tolerance.
+# The digital phantom tabulates texture in 3D, 2.5D and 2D; configurations A and B in 2.5D and 2D,
+# plus 60 diagnostic features of the image and ROI at each processing step.
+REFERENCE_COUNTS = {"digital_phantom": 482, "A": 406, "B": 406}
+DIAGNOSTICS = 60
 
 # A subset of the public IBSI reference values of configurations C, D and E (reference manual,
 # chapter "Image features", tables of each feature): value;tolerance;tag.
@@ -102,23 +98,27 @@ def _ct(shared_data: Path, config: str) -> tuple[Path, Path, Path]:
     )
 
 
-def _assert_compliant(result: pd.DataFrame, minimum_features: int) -> None:
-    failed = result[result["status"] == "fail"]
-    assert failed.empty, f"IBSI failures:\n{failed.to_string()}"
-    computed_features = result[(result["status"] == "pass") & (result["column"] != "diagnostic")]
-    assert len(computed_features) >= minimum_features
-    # not_computed rows hold no value; computed rows hold the engine's value
-    assert result.loc[result["status"] == "not_computed", "value"].isna().all()
+def _assert_compliant(result: pd.DataFrame, config: str) -> None:
+    failed = result[result["status"] != "pass"]
+    assert failed.empty, f"IBSI failures or values not computed:\n{failed.to_string()}"
+    assert len(result) == REFERENCE_COUNTS[config]
+    assert result["value"].notna().all()
+    assert summary_line(result, config) == (
+        f"IBSI {config}: {len(result)} passed, 0 failed, 0 not computed of {len(result)} "
+        "reference values"
+    )
 
 
 def test_digital_phantom_has_no_failure(shared_data: Path) -> None:
     image, mask, reference = _phantom(shared_data)
     result = check_compliance(image, mask, "digital_phantom", reference)
-    _assert_compliant(result, PYRADIOMICS_MAPPABLE["digital_phantom"])
-    assert summary_line(result, "digital_phantom") == (
-        "IBSI digital_phantom: 262 passed, 0 failed, 220 not computed of 482 reference values"
-    )
+    _assert_compliant(result, "digital_phantom")
     values = result.set_index("tag")["value"]
+    columns = result.set_index("tag")["column"]
+    # the new families, under their own columns and the dimension of each variant
+    assert columns["dzm_sde_2D"] == "dzm_sde" and columns["ih_mean"] == "ih_mean"
+    assert columns["cm_joint_max_2D_avg"] == "glcm_MaximumProbability"
+    assert columns["morph_moran_i"] == "morph_moran_i"
     # the three values plain pyradiomics gets wrong, now corrected
     assert values["stat_kurt"] == pytest.approx(-0.355, abs=6e-4)
     assert values["morph_pca_min_axis"] == pytest.approx(9.31, abs=0.06)
@@ -130,10 +130,12 @@ def test_digital_phantom_has_no_failure(shared_data: Path) -> None:
 def test_ct_phantom_configurations_a_b_have_no_failure(shared_data: Path, config: str) -> None:
     image, mask, reference = _ct(shared_data, config)
     result = check_compliance(image, mask, config, reference)
-    _assert_compliant(result, PYRADIOMICS_MAPPABLE[config])
-    diagnostics = result[result["column"] == "diagnostic"]
-    assert (diagnostics["status"] == "pass").sum() == DIAGNOSTICS
-    assert (result["status"] == "pass").sum() == PYRADIOMICS_MAPPABLE[config] + DIAGNOSTICS
+    _assert_compliant(result, config)
+    assert (result["column"] == "diagnostic").sum() == DIAGNOSTICS
+    tags = set(result["tag"])
+    # per-slice 2D texture and the families pyradiomics lacks are all there
+    assert {"cm_joint_max_2D_avg", "rlm_sre_2D_comb", "szm_sze_2D", "ngl_dc_energy_2D"} <= tags
+    assert {"ivh_v10", "loc_peak_loc", "morph_geary_c", "dzm_sde_2_5D", "ih_mode"} <= tags
 
 
 @pytest.mark.slow
@@ -163,8 +165,12 @@ def test_tolerance_zero_means_agreement_to_printed_digits(
     image, mask, _ = _phantom(shared_data)
     reference = tmp_path / "ref.csv"
     # digital phantom mean intensity is 159/74 = 2.1486...
-    reference.write_text("reference value;tolerance;tag\n2.15;0;stat_mean\n2.14;0;stat_median\n")
+    reference.write_text(
+        "reference value;tolerance;tag\n2.15;0;stat_mean\n2.14;0;stat_median\n1;0;no_such_tag\n"
+    )
     result = check_compliance(image, mask, "digital_phantom", reference).set_index("tag")
+    assert result.loc["no_such_tag", "status"] == "not_computed"
+    assert result.loc["no_such_tag", "column"] == ""
     assert result.loc["stat_mean", "value"] == pytest.approx(159 / 74)
     assert result.loc["stat_mean", "status"] == "pass"
     assert result.loc["stat_median", "value"] == pytest.approx(1.0)
@@ -181,7 +187,7 @@ def test_cli_reports_rows_summary_json_and_exit_code(
     assert main(argv) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[-1] == (
-        "IBSI digital_phantom: 262 passed, 0 failed, 220 not computed of 482 reference values"
+        "IBSI digital_phantom: 482 passed, 0 failed, 0 not computed of 482 reference values"
     )
     assert len(lines) == 1 + 482 + 1  # header, one row per reference tag, summary
     rows = json.loads(out.read_text())
@@ -190,8 +196,8 @@ def test_cli_reports_rows_summary_json_and_exit_code(
     by_tag = {row["tag"]: row for row in rows}
     assert by_tag["morph_volume"]["status"] == "pass"
     assert by_tag["morph_volume"]["value"] == pytest.approx(556, abs=4)
-    assert by_tag["morph_com"]["value"] is None
-    assert by_tag["morph_com"]["status"] == "not_computed"
+    assert by_tag["morph_com"]["status"] == "pass"
+    assert by_tag["morph_com"]["value"] == pytest.approx(0.672, abs=0.004)
 
 
 def test_cli_exits_1_when_a_computed_value_fails(shared_data: Path, tmp_path: Path) -> None:

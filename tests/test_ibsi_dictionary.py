@@ -16,6 +16,7 @@ from radharmony.ibsi import (
     ExtractionSettings,
     column_to_tags,
     compute_lesion_features,
+    feature_columns,
     feature_dictionary,
 )
 
@@ -49,11 +50,20 @@ def test_csv_has_the_header_and_matches_the_feature_table(dictionary: pd.DataFra
 @pytest.mark.parametrize("preset", sorted(PRESETS))
 def test_every_returned_column_is_in_the_dictionary(dictionary: pd.DataFrame, preset: str) -> None:
     image, mask = _lesion()
-    values = compute_lesion_features(image, mask, PRESETS[preset])
+    settings = PRESETS[preset]
+    values = compute_lesion_features(image, mask, settings)
     missing = sorted(set(values) - set(dictionary["name"]))
     assert not missing, f"columns missing from data_dictionary/features.csv: {missing}"
-    assert len(values) == len(dictionary)  # all families on: every described column returned
+    enabled = dictionary[dictionary["family"].isin(settings.feature_classes)]
+    assert set(values) == set(feature_columns(settings.feature_classes))
+    assert set(values) == set(enabled["name"])  # every described column of the families
     assert all(np.isfinite(v) for v in values.values())
+    # IBSI presets compute every family; everyday ones all but the opt-in Moran/Geary pair
+    if preset in ("default", "ct", "mr"):
+        assert len(values) == len(dictionary) - 2
+        assert "morph_moran_i" not in values
+    else:
+        assert len(values) == len(dictionary)
 
 
 def test_ibsi_tags_and_codes_are_those_of_the_reference_sets(
@@ -83,3 +93,37 @@ def test_tags_follow_dimension_and_aggregation() -> None:
     }
     assert "cm_joint_entr_3D_avg" in column_to_tags(columns, ExtractionSettings())
     assert set(FEATURE_CLASSES) == set(feature_dictionary()["family"])
+    new_columns = ["dzm_sde", "ngl_dc_energy", "ih_mean", "morph_moran_i", "ivh_v10"]
+    averaged_2d = ExtractionSettings(dimension="2D")
+    assert column_to_tags(columns + new_columns, averaged_2d) == {
+        "cm_joint_entr_2D_avg": "glcm_JointEntropy",
+        "szm_sze_2D": "glszm_SmallAreaEmphasis",
+        "stat_kurt": "firstorder_Kurtosis",
+        "dzm_sde_2D": "dzm_sde",
+        "ngl_dc_energy_2D": "ngl_dc_energy",
+        "ih_mean": "ih_mean",
+        "morph_moran_i": "morph_moran_i",
+        "ivh_v10": "ivh_v10",
+    }
+    assert column_to_tags(["dzm_sde"], ExtractionSettings(dimension="2.5D")) == {
+        "dzm_sde_2_5D": "dzm_sde"
+    }
+
+
+def test_new_columns_carry_the_codes_of_the_reference_manual(dictionary: pd.DataFrame) -> None:
+    rows = dictionary.set_index("name")
+    # reference manual, chapter "Image features" (permanent IBSI identifiers)
+    expected = {
+        "ih_mean": ("X6K6", "intensity_histogram"),
+        "ivh_diff_i10_i90": ("CNV2", "ivh"),
+        "loc_peak_glob": ("0F91", "local_intensity"),
+        "morph_moran_i": ("N365", "spatial_autocorrelation"),
+        "morph_area_dens_aee": ("RDD2", "morphology"),
+        "stat_medad": ("N72L", "statistics"),
+        "dzm_zd_entr": ("GBDU", "gldzm"),
+        "ngl_dc_energy": ("CAS9", "ngldm"),
+    }
+    for column, (code, family) in expected.items():
+        assert (rows.loc[column, "ibsi_code"], rows.loc[column, "family"]) == (code, family)
+    assert "opt-in" in rows.loc["morph_geary_c", "notes"]
+    assert "2D" in rows.loc["glcm_MCC", "notes"]

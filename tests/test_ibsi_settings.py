@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from radharmony.errors import SettingsError
-from radharmony.ibsi import IBSI_CONFIGURATIONS, PRESETS, ExtractionSettings
+from radharmony.ibsi import FEATURE_CLASSES, IBSI_CONFIGURATIONS, PRESETS, ExtractionSettings
 
 # Reference manual, "Reference data sets", configurations A-E (lung cancer CT phantom):
 # (texture dimension, spacing, image interpolator, rounding, range, sigma, discretisation, bins)
@@ -66,7 +66,10 @@ def test_from_any_resolves_none_names_mappings_and_files(tmp_path: Path) -> None
         ("nope", "unknown settings preset"),
         ({"resampled_spacing": [1, -1, 1]}, "resampled_spacing"),
         ({"resegment_range": [400, -1000]}, "low must be below high"),
-        ({"dimension": "2D"}, "dimension"),
+        ({"dimension": "1D"}, "dimension"),
+        ({"ivh_discretisation": "fixed"}, "ivh_discretisation"),
+        ({"ivh_bin_count": 1}, "ivh_bin_count"),
+        ({"feature_classes": ["morphology", "moran"]}, "unknown: \\['moran'\\]"),
     ],
 )
 def test_invalid_settings_raise_settings_error(spec: object, message: str) -> None:
@@ -83,3 +86,46 @@ def test_to_dict_is_json_and_fingerprint_is_stable_and_discriminating() -> None:
     fingerprints = {PRESETS[name].fingerprint() for name in PRESETS}
     assert len(fingerprints) == len(PRESETS)
     assert len(PRESETS["default"].fingerprint()) == 64
+
+
+# Reference manual, "Reference data sets": IVH discretisation of each configuration.
+IVH_MANUAL = {
+    "digital_phantom": ("none", None),
+    "A": ("none", None),
+    "B": ("none", None),
+    "C": ("fixed_bin_size", 2.5),
+    "D": ("none", None),
+    "E": ("fixed_bin_number", 1000),
+}
+
+
+@pytest.mark.parametrize("name", sorted(IVH_MANUAL))
+def test_ibsi_presets_compute_every_family_with_the_manual_ivh(name: str) -> None:
+    s = PRESETS[name]
+    method, value = IVH_MANUAL[name]
+    assert s.ivh_discretisation == method
+    if method == "fixed_bin_size":
+        assert s.ivh_bin_width == value
+    if method == "fixed_bin_number":
+        assert s.ivh_bin_count == value
+    assert s.feature_classes == FEATURE_CLASSES
+
+
+def test_everyday_presets_leave_out_only_the_opt_in_autocorrelation() -> None:
+    for name in ("default", "ct", "mr"):
+        classes = set(PRESETS[name].feature_classes)
+        assert set(FEATURE_CLASSES) - classes == {"spatial_autocorrelation"}
+    # arbitrary units get IBSI's 1000 IVH bins, HU the calibrated discrete IVH
+    assert (PRESETS["default"].ivh_discretisation, PRESETS["default"].ivh_bin_count) == (
+        "fixed_bin_number",
+        1000,
+    )
+    assert PRESETS["ct"].ivh_discretisation == "none"
+    opted_in = ExtractionSettings.from_any(
+        {
+            "preset": "ct",
+            "feature_classes": [*PRESETS["ct"].feature_classes, "spatial_autocorrelation"],
+        }
+    )
+    assert "spatial_autocorrelation" in opted_in.feature_classes
+    assert opted_in.fingerprint() != PRESETS["ct"].fingerprint()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from radharmony import datasets
 from radharmony._version import __version__
+from radharmony.datasets import SyntheticCohort, make_cohort, make_feature_table
 from radharmony.errors import (
     EmptyMaskError,
     GeometryMismatchError,
@@ -18,8 +19,16 @@ from radharmony.errors import (
     RadharmonyError,
     SettingsError,
 )
-from radharmony.datasets import SyntheticCohort, make_cohort, make_feature_table
+from radharmony.explain import explain
 from radharmony.extract import extract_features, read_features, write_features
+from radharmony.harmonize import (
+    ComBat,
+    HarmonizationReport,
+    SelectiveComBat,
+    batch_scorer,
+    default_harmonizer,
+    harmonization_report,
+)
 from radharmony.ibsi import (
     IBSI_CONFIGURATIONS,
     PRESETS,
@@ -31,8 +40,29 @@ from radharmony.ibsi import (
 )
 from radharmony.io import check_geometry, read_image, read_manifest
 from radharmony.lesions import split_lesions
+from radharmony.model import (
+    EvaluationResult,
+    VolumeConfoundWarning,
+    build_pipeline,
+    evaluate,
+    load_model,
+    save_model,
+)
 
 __all__ = [
+    "EvaluationResult",
+    "VolumeConfoundWarning",
+    "build_pipeline",
+    "evaluate",
+    "explain",
+    "load_model",
+    "save_model",
+    "ComBat",
+    "HarmonizationReport",
+    "SelectiveComBat",
+    "batch_scorer",
+    "default_harmonizer",
+    "harmonization_report",
     "IBSI_CONFIGURATIONS",
     "PRESETS",
     "EmptyMaskError",

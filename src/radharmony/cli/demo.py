@@ -11,42 +11,48 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``demo`` command."""
     parser = subparsers.add_parser(
         "demo",
-        help="run the study on the embedded synthetic multi-scanner cohort",
+        help="run the whole study on the embedded synthetic multi-scanner cohort",
         description=(
-            "Generate the synthetic multi-scanner cohort, extract per-lesion features and "
-            "write the feature and failures tables into the output folder."
+            "Generate the synthetic multi-scanner cohort, extract per-lesion IBSI features, "
+            "harmonise, evaluate the default explainable classifier (nested cross-validation "
+            "and leave-one-scanner-out), explain it, and write report.html and the tables."
         ),
     )
     parser.add_argument("--out", type=Path, default=Path("radharmony-demo"), help="output folder")
     parser.add_argument("--subjects", type=int, default=100, help="number of subjects")
     parser.add_argument("--scanners", type=int, default=3, help="number of scanners")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic cohort")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the cohort and the models")
+    parser.add_argument("--jobs", type=int, default=-1, help="worker processes (-1: all cores)")
     parser.add_argument(
-        "--jobs", type=int, default=-1, help="worker processes (default: all cores)"
+        "--ibsi-data",
+        type=Path,
+        default=None,
+        help="folder of the IBSI chapter-1 benchmark data, to re-run the compliance check "
+        "(default: $RADHARMONY_IBSI_DATA when set)",
     )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``radharmony demo``."""
-    from radharmony.cli.extract import default_cache_dir, summary_line
     from radharmony.datasets import make_cohort
-    from radharmony.extract import extract_features, write_features
+    from radharmony.study import StudyConfig, run_study
 
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     print(f"writing the synthetic cohort ({args.subjects} subjects, {args.scanners} scanners)")
     cohort = make_cohort(args.subjects, args.scanners, args.seed, out / "cohort")
-    table = out / "features.parquet"
-    features = extract_features(
-        cohort.manifest_path,
-        n_jobs=args.jobs if args.jobs != 0 else (os.cpu_count() or 1),
-        cache_dir=default_cache_dir(table),
-        progress=True,
+    ibsi = args.ibsi_data or os.environ.get("RADHARMONY_IBSI_DATA")
+    config = StudyConfig(
+        manifest=cohort.manifest_path,
+        out=out,
+        target="lesion_class",
+        labels=cohort.ground_truth_path,
+        covariates=("age", "sex"),
+        n_jobs=args.jobs,
+        seed=args.seed,
+        ibsi_data=Path(ibsi) if ibsi else None,
     )
-    paths = write_features(features, table)
-    print(summary_line(features))
-    print(f"features:     {paths['features']}")
-    print(f"failures:     {paths['failures']}")
-    print(f"ground truth: {cohort.ground_truth_path}")
+    result = run_study(config)
+    print(f"report: {result.files['report'].resolve()}")
     return 0

@@ -55,8 +55,8 @@ def make_feature_table(
     pandas.DataFrame
         Columns ``subject_id``, ``lesion_id``, ``scanner``, ``age``, ``sex``, ``label``,
         ``lesion_volume_mm3`` then the features. ``attrs["truth"]`` holds the informative
-        features, the age-dependent features, the scanner shifts and scales, and the Bayes AUC
-        of the class signal (the best AUC any classifier can reach on the informative features).
+        features, the age-dependent features, the scanner shifts and scales (nested dicts
+        ``{scanner: {feature: value}}``), and the Bayes AUC of the class signal (the best AUC any classifier can reach on the informative features).
     """
     if n_subjects < 4:
         raise ValueError(f"n_subjects must be at least 4, got {n_subjects}")
@@ -116,12 +116,20 @@ def make_feature_table(
         "informative_features": [f"f{j:02d}" for j in informative],
         "age_features": [f"f{j:02d}" for j in age_features],
         "volume_features": [f"f{j:02d}" for j in volume_features],
-        "scanner_shift": pd.DataFrame(shifts, index=scanners, columns=features.columns),
-        "scanner_scale": pd.DataFrame(scales, index=scanners, columns=features.columns),
+        # Plain nested dicts, not DataFrames: pandas compares attrs when combining frames.
+        "scanner_shift": _nested(shifts, scanners, list(features.columns)),
+        "scanner_scale": _nested(scales, scanners, list(features.columns)),
         "bayes_auc": _bayes_auc(class_separation, len(informative)),
         "seed": seed,
     }
     return table
+
+
+def _nested(values: np.ndarray, rows: list[str], columns: list[str]) -> dict[str, dict[str, float]]:
+    return {
+        row: {column: float(v) for column, v in zip(columns, line, strict=True)}
+        for row, line in zip(rows, values, strict=True)
+    }
 
 
 def _bayes_auc(separation: float, n_informative: int) -> float:

@@ -130,9 +130,16 @@ def extract_features(
     if backend not in ("loky", "dask"):
         raise ValueError(f"backend must be 'loky' or 'dask', got {backend!r}")
     run = _run_jobs_dask if backend == "dask" else _run_jobs
-    results = run(
-        _largest_first(jobs), resolved, options, fingerprint, cache, n_jobs, progress, scheduler
-    )
+    # Cases already in the cache are read here: a resumed run then starts no worker for them.
+    cached = [_cached_result(job, fingerprint, cache) for job in jobs] if cache else []
+    done = [r for r in cached if r is not None]
+    todo = [job for job, r in zip(jobs, cached, strict=True) if r is None] if cache else jobs
+    if todo:
+        done += run(
+            _largest_first(todo), resolved, options, fingerprint, cache, n_jobs, progress, scheduler
+        )
+    results = done
+    results = sorted(results, key=lambda r: r.position)
     features = _assemble(table, results)
     features.attrs["failures"] = _failure_table(results)
     features.attrs["provenance"] = provenance
@@ -154,6 +161,20 @@ def _provenance(settings: ExtractionSettings, options: dict, manifest: str) -> d
         "lesion_options": options,
         "manifest": manifest,
     }
+
+
+def _cached_result(job: _CaseJob, fingerprint: str, cache: Path) -> _CaseResult | None:
+    try:
+        key = _cache.case_key(job.image, job.mask, fingerprint)
+    except OSError:
+        return None  # the worker reports the unreadable file
+    cached = _cache.load_cached(cache, key)
+    if cached is None:
+        return None
+    failures = [dict(f) for f in cached.attrs.get("failures", [])]
+    dropped = int(cached.attrs.get("dropped", 0))
+    cached.attrs = {}
+    return _CaseResult(job.position, cached, failures, dropped, from_cache=True)
 
 
 def _largest_first(jobs: list[_CaseJob]) -> list[_CaseJob]:
@@ -263,12 +284,6 @@ def _process_case_unlimited(
             key = _cache.case_key(job.image, job.mask, fingerprint)
         except OSError as err:
             return _failed(job, job.image, "read", f"cannot read file for hashing: {err}")
-        cached = _cache.load_cached(cache, key)
-        if cached is not None:
-            failures = [dict(f) for f in cached.attrs.get("failures", [])]
-            dropped = int(cached.attrs.get("dropped", 0))
-            cached.attrs = {}
-            return _CaseResult(job.position, cached, failures, dropped, from_cache=True)
     try:
         image = read_image(job.image, role="image")
     except Exception as err:  # noqa: BLE001 - any failure is recorded, never raised

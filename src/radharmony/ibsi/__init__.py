@@ -10,8 +10,14 @@ from radharmony.ibsi.engine import (
     features_from_processed,
 )
 from radharmony.ibsi.names import FEATURES, FeatureInfo, column_to_tags, feature_dictionary
-from radharmony.ibsi.processing import ProcessedLesion, process_lesion, resampled_size
+from radharmony.ibsi.processing import (
+    ProcessedLesion,
+    interpolate_image,
+    process_lesion,
+    resampled_size,
+)
 from radharmony.ibsi.settings import (
+    DEFAULT_FEATURE_CLASSES,
     FEATURE_CLASSES,
     IBSI_CONFIGURATIONS,
     PRESETS,
@@ -19,6 +25,7 @@ from radharmony.ibsi.settings import (
 )
 
 __all__ = [
+    "DEFAULT_FEATURE_CLASSES",
     "FEATURES",
     "FEATURE_CLASSES",
     "IBSI_CONFIGURATIONS",
@@ -33,6 +40,7 @@ __all__ = [
     "feature_columns",
     "feature_dictionary",
     "features_from_processed",
+    "interpolate_image",
     "process_lesion",
     "read_reference",
     "resampled_size",

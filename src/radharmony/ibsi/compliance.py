@@ -12,8 +12,13 @@ import SimpleITK as sitk
 
 from radharmony.errors import ImageReadError, SettingsError
 from radharmony.ibsi.engine import features_from_processed
-from radharmony.ibsi.names import column_to_tags
-from radharmony.ibsi.processing import ProcessedLesion, process_lesion, resampled_size
+from radharmony.ibsi.names import column_to_tags, is_dimensional
+from radharmony.ibsi.processing import (
+    ProcessedLesion,
+    interpolate_image,
+    process_lesion,
+    resampled_size,
+)
 from radharmony.ibsi.settings import ExtractionSettings
 
 STATUSES = ("pass", "fail", "not_computed")
@@ -74,8 +79,9 @@ def check_compliance(
     """Extract features with an IBSI configuration and compare them with reference values.
 
     The lesion is processed once with ``config``; texture features are then computed for both
-    IBSI aggregations (averaged and merged over directions) and, for the digital phantom, in
-    both 3D and 2.5D, since the reference sets tabulate all of them.
+    IBSI aggregations (averaged and merged over directions) and in every dimension the
+    reference sets tabulate: 3D, 2.5D and 2D for the digital phantom, 2.5D and 2D for the 2D
+    configurations (A and B).
 
     Parameters
     ----------
@@ -169,31 +175,50 @@ def _read_benchmark(source: str | Path | sitk.Image) -> sitk.Image:
     return rounded
 
 
-def _texture_variants(settings: ExtractionSettings) -> list[ExtractionSettings]:
-    dimensions = ("3D", "2.5D") if settings.name == "digital_phantom" else (settings.dimension,)
-    return [
-        dataclasses.replace(settings, dimension=dimension, texture_aggregation=aggregation)
-        for dimension in dimensions
-        for aggregation in ("averaged", "merged")
-    ]
+# Only these texture classes have tags that depend on the direction aggregation.
+_AGGREGATED_CLASSES = ("glcm", "glrlm")
+
+
+def _texture_variants(
+    settings: ExtractionSettings, texture_families: tuple[str, ...]
+) -> list[ExtractionSettings]:
+    if settings.name == "digital_phantom":
+        dimensions: tuple[str, ...] = ("3D", "2.5D", "2D")
+    elif settings.dimension == "3D":
+        dimensions = ("3D",)
+    else:
+        dimensions = ("2.5D", "2D")
+    variants = []
+    for dimension in dimensions:
+        for aggregation in ("averaged", "merged"):
+            families = texture_families
+            if aggregation == "merged":
+                families = tuple(f for f in texture_families if f in _AGGREGATED_CLASSES)
+            if families:
+                variants.append(
+                    dataclasses.replace(
+                        settings,
+                        dimension=dimension,
+                        texture_aggregation=aggregation,
+                        feature_classes=families,
+                    )
+                )
+    return variants
 
 
 def _computed_values(
     lesion: ProcessedLesion, settings: ExtractionSettings
 ) -> dict[str, tuple[str, float]]:
     computed: dict[str, tuple[str, float]] = {}
-    base_families = tuple(f for f in settings.feature_classes if f in ("shape", "firstorder"))
-    texture_families = tuple(f for f in settings.feature_classes if f not in base_families)
+    base_families = tuple(f for f in settings.feature_classes if not is_dimensional(f))
+    texture_families = tuple(f for f in settings.feature_classes if is_dimensional(f))
     if base_families:
         values = features_from_processed(
             lesion, dataclasses.replace(settings, feature_classes=base_families)
         )
         for tag, column in column_to_tags(list(values), settings).items():
             computed[tag] = (column, values[column])
-    if not texture_families:
-        return computed
-    for variant in _texture_variants(settings):
-        variant = dataclasses.replace(variant, feature_classes=texture_families)
+    for variant in _texture_variants(settings, texture_families):
         values = features_from_processed(lesion, variant)
         for tag, column in column_to_tags(list(values), variant).items():
             computed.setdefault(tag, (column, values[column]))
@@ -214,6 +239,10 @@ def _diagnostics(
     values["mean_int_init_img"] = float(image_array.mean())
     values["min_int_init_img"] = float(image_array.min())
     values["max_int_init_img"] = float(image_array.max())
+    interpolated = interpolate_image(image, settings)
+    values["mean_int_interp_img"] = float(interpolated.mean())
+    values["min_int_interp_img"] = float(interpolated.min())
+    values["max_int_interp_img"] = float(interpolated.max())
     for axis, size, spacing in zip(
         "xyz", resampled_size(image, settings), lesion.spacing, strict=True
     ):

@@ -10,7 +10,9 @@ need no further processing:
   they are (its own binning, which renumbers the lowest grey level present to 1, is bypassed).
 
 Then the values pyradiomics computes differently from IBSI are corrected (see
-:mod:`radharmony.ibsi.names` for the list).
+:mod:`radharmony.ibsi.names` for the list). The IBSI families pyradiomics lacks, and the
+per-slice (IBSI 2D) texture aggregation, are computed from the same processed lesion by
+:mod:`radharmony.ibsi.families` (see :mod:`radharmony.ibsi._native`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk
 
+from radharmony.ibsi._native import NATIVE_CLASSES, native_features
+from radharmony.ibsi.names import family_columns
 from radharmony.ibsi.processing import ProcessedLesion, process_lesion
 from radharmony.ibsi.settings import ExtractionSettings
 
@@ -32,10 +36,15 @@ _PCA_AXES = ("MajorAxisLength", "MinorAxisLength", "LeastAxisLength")
 
 
 def engine_versions() -> dict[str, str]:
-    """Return the versions of the feature engine and image library."""
+    """Return the versions of the feature engines (pyradiomics, scipy) and image library."""
     import radiomics
+    import scipy
 
-    return {"pyradiomics": str(radiomics.__version__), "SimpleITK": sitk.Version.VersionString()}
+    return {
+        "pyradiomics": str(radiomics.__version__),
+        "scipy": str(scipy.__version__),
+        "SimpleITK": sitk.Version.VersionString(),
+    }
 
 
 def compute_lesion_features(
@@ -55,8 +64,10 @@ def compute_lesion_features(
     Returns
     -------
     dict
-        Feature column (``<family>_<Feature>``, e.g. ``glcm_JointEntropy``) to value. Every
-        column is described in ``data_dictionary/features.csv``.
+        Feature column to value: ``<family>_<Feature>`` for pyradiomics' classes (e.g.
+        ``glcm_JointEntropy``), the IBSI tag without dimension suffix for the other IBSI
+        families (e.g. ``ih_mean``, ``dzm_sde``). Every column is described in
+        ``data_dictionary/features.csv``.
 
     Raises
     ------
@@ -95,9 +106,14 @@ def features_from_processed(
         values.update(_shape_features(lesion))
     if "firstorder" in families:
         values.update(_firstorder_features(lesion))
-    for family in _TEXTURE_CLASSES:
-        if family in families:
-            values.update(_texture_features(lesion, family, settings))
+    if settings.dimension != "2D":  # pyradiomics has no per-slice aggregation
+        for family in _TEXTURE_CLASSES:
+            if family in families:
+                values.update(_texture_features(lesion, family, settings))
+    mesh = None
+    if "shape_SurfaceArea" in values:
+        mesh = (values["shape_SurfaceArea"], values["shape_MeshVolume"])
+    values.update(native_features(lesion, settings, families, mesh))
     return values
 
 
@@ -223,11 +239,15 @@ def feature_columns(families: Iterable[str]) -> list[str]:
     Returns
     -------
     list of str
+        With ``dimension="2D"`` the engine leaves out ``glcm_MCC``, which has no IBSI 2D value.
     """
     import importlib
 
     columns = []
     for family in families:
+        if family in NATIVE_CLASSES:
+            columns += family_columns(family)
+            continue
         module = importlib.import_module(f"radiomics.{family}")
         class_name = {"shape": "RadiomicsShape", "firstorder": "RadiomicsFirstOrder"}.get(
             family, f"Radiomics{family.upper()}"

@@ -3,8 +3,12 @@
 This table is the single source of the mapping from radharmony column names
 (``<family>_<Feature>``) to IBSI reference tags; the compliance check and the data dictionary
 (``data_dictionary/features.csv``) are both derived from it. IBSI tags of texture features carry
-the dimension (``3D``, ``2_5D``) and, for GLCM and GLRLM, the aggregation (``avg``, ``comb``),
-so a column maps to a different tag depending on the settings.
+the dimension (``3D``, ``2_5D``, ``2D``) and, for GLCM and GLRLM, the aggregation (``avg``,
+``comb``), so a column maps to a different tag depending on the settings.
+
+pyradiomics columns are ``<class>_<Feature>``; columns of the IBSI families computed by
+:mod:`radharmony.ibsi.families` are the IBSI tags without their dimension suffix (``ih_mean``,
+``dzm_sde``, ``morph_moran_i``), listed in :mod:`radharmony.ibsi._ibsi_table`.
 """
 
 from __future__ import annotations
@@ -13,11 +17,13 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from radharmony.ibsi._ibsi_table import IBSI_FAMILY_TABLE
 from radharmony.ibsi.settings import ExtractionSettings
 
 # Families whose IBSI tag carries the dimension, and those that also carry the aggregation.
-_DIMENSIONAL = frozenset({"glcm", "glrlm", "glszm", "gldm", "ngtdm"})
+_DIMENSIONAL = frozenset({"glcm", "glrlm", "glszm", "gldm", "ngtdm", "gldzm", "ngldm"})
 _AGGREGATED = frozenset({"glcm", "glrlm"})
+_DIMENSION_SUFFIX = {"3D": "3D", "2.5D": "2_5D", "2D": "2D"}
 
 
 @dataclass(frozen=True)
@@ -39,6 +45,8 @@ class FeatureInfo:
         IBSI permanent codes matching ``ibsi_stems``.
     notes : str
         Correction applied to the engine's value, or why the feature is not IBSI-defined.
+    feature_class : str
+        Feature family (an entry of ``feature_classes``) when it is not the column prefix.
     """
 
     column: str
@@ -47,11 +55,12 @@ class FeatureInfo:
     ibsi_stems: tuple[str, ...] = ()
     ibsi_codes: tuple[str, ...] = ()
     notes: str = ""
+    feature_class: str = ""
 
     @property
     def family(self) -> str:
-        """Feature family (the column prefix)."""
-        return self.column.split("_", 1)[0]
+        """Feature family: the entry of ``feature_classes`` that computes this column."""
+        return self.feature_class or self.column.split("_", 1)[0]
 
     def ibsi_tags(self, settings: ExtractionSettings) -> tuple[str, ...]:
         """IBSI reference tags of this column under ``settings`` (empty if not IBSI)."""
@@ -61,7 +70,7 @@ class FeatureInfo:
 def _tag(stem: str, family: str, settings: ExtractionSettings) -> str:
     if family not in _DIMENSIONAL:
         return stem
-    dimension = "3D" if settings.dimension == "3D" else "2_5D"
+    dimension = _DIMENSION_SUFFIX[settings.dimension]
     if family not in _AGGREGATED:
         return f"{stem}_{dimension}"
     aggregation = "avg" if settings.texture_aggregation == "averaged" else "comb"
@@ -128,7 +137,7 @@ glcm_ClusterShade | grey level^3 | cm_clust_shade | 7NFM | Cluster shade | {V}
 glcm_ClusterProminence | grey level^4 | cm_clust_prom | AE86 | Cluster prominence | {V}
 glcm_Imc1 | dimensionless | cm_info_corr1 | R8DG | First information correlation | {V}
 glcm_Imc2 | dimensionless | cm_info_corr2 | JN9H | Second information correlation | {V}
-glcm_MCC | dimensionless |  |  | Maximal correlation coefficient | {N}
+glcm_MCC | dimensionless |  |  | Maximal correlation coefficient | {N}; not computed for dimension 2D
 glrlm_ShortRunEmphasis | dimensionless | rlm_sre | 22OV | Short runs emphasis | {V}
 glrlm_LongRunEmphasis | dimensionless | rlm_lre | W4KF | Long runs emphasis | {V}
 glrlm_LowGrayLevelRunEmphasis | dimensionless | rlm_lgre | V3SW | Low grey level run emphasis | {V}
@@ -192,23 +201,55 @@ _NOTE_TOKENS = {
 }
 
 
-def _parse_table(table: str) -> tuple[FeatureInfo, ...]:
+def _parse_table(table: str, with_class: bool = False) -> tuple[FeatureInfo, ...]:
     infos = []
     for line in table.strip().splitlines():
-        column, unit, stems, codes, description, notes = (part.strip() for part in line.split("|"))
+        parts = [part.strip() for part in line.split("|")]
+        feature_class = parts.pop(0) if with_class else ""
+        column, unit, stems, codes, description, notes = parts
         for token, text in _NOTE_TOKENS.items():
             notes = notes.replace(token, text)
         infos.append(
             FeatureInfo(
-                column, unit, description, tuple(stems.split()), tuple(codes.split()), notes
+                column,
+                unit,
+                description,
+                tuple(stems.split()),
+                tuple(codes.split()),
+                notes,
+                feature_class,
             )
         )
     return tuple(infos)
 
 
-FEATURES: tuple[FeatureInfo, ...] = _parse_table(_TABLE)
+FEATURES: tuple[FeatureInfo, ...] = _parse_table(_TABLE) + _parse_table(
+    IBSI_FAMILY_TABLE, with_class=True
+)
 
 FEATURES_BY_COLUMN: dict[str, FeatureInfo] = {f.column: f for f in FEATURES}
+
+_PYRADIOMICS_TEXTURE = frozenset({"glcm", "glrlm", "glszm", "gldm", "ngtdm"})
+
+
+def is_dimensional(family: str) -> bool:
+    """Whether the IBSI tags of a family's columns depend on the texture dimension."""
+    return family in _DIMENSIONAL
+
+
+def family_columns(family: str) -> list[str]:
+    """Return the columns of one feature family, in dictionary order.
+
+    Parameters
+    ----------
+    family : str
+        Entry of ``FEATURE_CLASSES``.
+
+    Returns
+    -------
+    list of str
+    """
+    return [f.column for f in FEATURES if f.family == family]
 
 
 def column_to_tags(columns: list[str], settings: ExtractionSettings) -> dict[str, str]:
@@ -252,12 +293,17 @@ def feature_dictionary() -> pd.DataFrame:
         notes = info.notes
         if info.family in _DIMENSIONAL and tags:
             suffix = "_3D_avg" if info.family in _AGGREGATED else "_3D"
-            variants = "2_5D" if info.family not in _AGGREGATED else "2_5D, avg/comb"
+            variants = "2_5D, 2D" if info.family not in _AGGREGATED else "2_5D, 2D, avg/comb"
             notes = (
                 f"{notes}; tag shown for dimension 3D"
                 f"{', texture_aggregation averaged' if info.family in _AGGREGATED else ''}"
                 f" ('{suffix}'); other settings give the {variants} tags"
             )
+            if info.family in _PYRADIOMICS_TEXTURE:
+                notes += (
+                    "; dimension 2D (per-slice features averaged over slices) is computed by "
+                    "radharmony.ibsi.families, as pyradiomics has no per-slice aggregation"
+                )
         rows.append(
             {
                 "name": info.column,

@@ -32,7 +32,8 @@ class ProcessedLesion:
     """A lesion after the IBSI image-processing chain, ready for feature computation.
 
     Arrays are in numpy (z, y, x) order on the processed (possibly resampled) grid, cropped
-    around the morphological mask with a one-voxel margin (where the image extends that far).
+    around the morphological mask with a one-voxel margin (where the image extends that far),
+    or with the radius of the local intensity sphere when that family is computed.
 
     Attributes
     ----------
@@ -116,9 +117,10 @@ def process_lesion(
     if bounds is None:
         raise EmptyMaskError("the lesion mask holds no voxels; check the label value")
     grids = _target_grids(image, settings)
+    margins = _crop_margins(grids, settings)
     windows = [
-        _axis_window(grid, low, high, settings.image_interpolator)
-        for grid, (low, high) in zip(grids, bounds, strict=True)
+        _axis_window(grid, low, high, settings.image_interpolator, margin)
+        for grid, (low, high), margin in zip(grids, bounds, margins, strict=True)
     ]
     source = tuple(slice(w.source_start, w.source_stop) for w in windows)
     intensities = np.asarray(sitk.GetArrayViewFromImage(image)[source], dtype=np.float64)
@@ -138,7 +140,7 @@ def process_lesion(
         )
     intensity_mask = _resegment(intensities, morphological, settings)
     lower_bound, bin_width, levels = _discretise(intensities, intensity_mask, settings)
-    keep = _crop_slices(morphological)
+    keep = _crop_slices(morphological, margins)
     spacing_zyx = [g.spacing for g in grids]
     first_index_zyx = [
         w.first_position + g.ratio * k.start for w, g, k in zip(windows, grids, keep, strict=True)
@@ -155,6 +157,32 @@ def process_lesion(
         bin_width=bin_width,
         settings=settings,
     )
+
+
+def interpolate_image(image: sitk.Image, settings: ExtractionSettings) -> np.ndarray:
+    """Return the whole image on the IBSI interpolation grid of ``settings`` (z, y, x).
+
+    The same interpolation and rounding as :func:`process_lesion`, applied to every voxel
+    (for the IBSI diagnostic features of the interpolated image).
+
+    Parameters
+    ----------
+    image : SimpleITK.Image
+        Whole 3D intensity image.
+    settings : ExtractionSettings
+        Interpolation settings.
+
+    Returns
+    -------
+    numpy.ndarray of float64
+    """
+    values = np.asarray(sitk.GetArrayViewFromImage(image), dtype=np.float64)
+    order = 3 if settings.image_interpolator == "bspline" else 1
+    for axis, grid in enumerate(_target_grids(image, settings)):
+        if grid.resampled:
+            positions = grid.offset + grid.ratio * np.arange(grid.size, dtype=np.float64)
+            values = _interpolate_axis(values, positions, axis, order)
+    return _round_half_away_from_zero(values) if settings.round_intensities else values
 
 
 def resampled_size(image: sitk.Image, settings: ExtractionSettings) -> tuple[int, int, int]:
@@ -232,14 +260,31 @@ def _target_grids(image: sitk.Image, settings: ExtractionSettings) -> list[_Axis
     return grids
 
 
-def _axis_window(grid: _AxisGrid, low: int, high: int, interpolator: str) -> _AxisWindow:
-    """Target voxels that can touch the lesion [low, high], and the source voxels they need."""
+def _crop_margins(grids: list[_AxisGrid], settings: ExtractionSettings) -> list[int]:
+    """Target voxels kept around the lesion per axis: 1, or the local intensity sphere radius.
+
+    Local intensity peaks average the image (not only the ROI) in a 1 cm^3 sphere around ROI
+    voxels, so the crop must hold that neighbourhood wherever the image extends that far.
+    """
+    if "local_intensity" not in settings.feature_classes:
+        return [1] * len(grids)
+    from radharmony.ibsi.families.local_intensity import PEAK_RADIUS_MM
+
+    return [max(1, math.ceil(PEAK_RADIUS_MM / grid.spacing)) for grid in grids]
+
+
+def _axis_window(
+    grid: _AxisGrid, low: int, high: int, interpolator: str, margin: int = 1
+) -> _AxisWindow:
+    """Target voxels within ``margin`` of the lesion [low, high], and the source voxels needed."""
     if not grid.resampled:
-        start, stop = max(0, low - 1), min(grid.size, high + 2)
+        start, stop = max(0, low - margin), min(grid.size, high + margin + 1)
         return _AxisWindow(start, stop, float(start), None)
-    # A linearly interpolated mask is non-zero only within one source voxel of the lesion.
-    j_first = max(0, math.floor((low - 1 - grid.offset) / grid.ratio))
-    j_last = min(grid.size - 1, math.ceil((high + 1 - grid.offset) / grid.ratio))
+    # A linearly interpolated mask is non-zero only within one source voxel of the lesion;
+    # a wider margin adds whole target voxels on both sides.
+    extra = margin if margin > 1 else 0
+    j_first = max(0, math.floor((low - 1 - grid.offset) / grid.ratio) - extra)
+    j_last = min(grid.size - 1, math.ceil((high + 1 - grid.offset) / grid.ratio) + extra)
     positions = grid.offset + grid.ratio * np.arange(j_first, j_last + 1, dtype=np.float64)
     margin = _BSPLINE_MARGIN if interpolator == "bspline" else _LINEAR_MARGIN
     start = max(0, math.floor(positions[0]) - margin)
@@ -353,12 +398,12 @@ def _discretise(
     return low_value, (high_value - low_value) / n_bins, levels
 
 
-def _crop_slices(mask: np.ndarray) -> tuple[slice, ...]:
+def _crop_slices(mask: np.ndarray, margins: list[int]) -> tuple[slice, ...]:
     bounds = _bounding_box(mask)
     assert bounds is not None  # the caller checked that the mask is not empty
     return tuple(
-        slice(max(0, low - 1), min(n, high + 2))
-        for (low, high), n in zip(bounds, mask.shape, strict=True)
+        slice(max(0, low - margin), min(n, high + margin + 1))
+        for (low, high), n, margin in zip(bounds, mask.shape, margins, strict=True)
     )
 
 

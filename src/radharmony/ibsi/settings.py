@@ -12,7 +12,8 @@ from typing import Any, Literal
 
 from radharmony.errors import SettingsError
 
-FEATURE_CLASSES: tuple[str, ...] = (
+# pyradiomics' feature classes, then the IBSI families computed by radharmony.ibsi.families.
+PYRADIOMICS_CLASSES: tuple[str, ...] = (
     "shape",
     "firstorder",
     "glcm",
@@ -20,6 +21,23 @@ FEATURE_CLASSES: tuple[str, ...] = (
     "glszm",
     "gldm",
     "ngtdm",
+)
+IBSI_CLASSES: tuple[str, ...] = (
+    "morphology",
+    "spatial_autocorrelation",
+    "local_intensity",
+    "statistics",
+    "intensity_histogram",
+    "ivh",
+    "gldzm",
+    "ngldm",
+)
+FEATURE_CLASSES: tuple[str, ...] = PYRADIOMICS_CLASSES + IBSI_CLASSES
+# Moran's I and Geary's C sum over all pairs of ROI voxels: seconds per large lesion, more than
+# every other family together, so everyday presets leave them out (the IBSI presets keep them).
+OPT_IN_CLASSES: tuple[str, ...] = ("spatial_autocorrelation",)
+DEFAULT_FEATURE_CLASSES: tuple[str, ...] = tuple(
+    c for c in FEATURE_CLASSES if c not in OPT_IN_CLASSES
 )
 
 
@@ -31,10 +49,11 @@ class ExtractionSettings:
     ----------
     name : str
         Label of the settings (the preset name, or ``"custom"``).
-    dimension : {"3D", "2.5D"}
-        Texture neighbourhoods in 3D, or in the axial plane only with the per-slice matrices
-        merged over all slices (IBSI 2.5D; the texture of the IBSI 2D configurations A and B).
-        Morphological and intensity statistics are always computed on the whole 3D ROI.
+    dimension : {"3D", "2.5D", "2D"}
+        Texture neighbourhoods in 3D, or in the axial plane only: with the per-slice matrices
+        merged over all slices (IBSI 2.5D), or with features computed per slice and averaged
+        over slices (IBSI 2D). Morphological, intensity and histogram features are always
+        computed on the whole 3D ROI.
     resampled_spacing : tuple of (float or None) or None
         Target voxel spacing in mm (x, y, z). ``None`` keeps the acquired grid; a ``None`` entry
         keeps the acquired spacing along that axis (``(2, 2, None)`` is IBSI in-plane
@@ -62,12 +81,22 @@ class ExtractionSettings:
     texture_aggregation : {"averaged", "merged"}
         Aggregation of GLCM/GLRLM over directions: features averaged over the per-direction
         matrices (IBSI ``avg``), or computed on the merged matrix (IBSI ``comb``).
+    ivh_discretisation : {"none", "fixed_bin_size", "fixed_bin_number"}
+        Discretisation of the intensity-volume histogram: ``"none"`` for calibrated discrete
+        intensities (CT in HU; steps of 1 over the re-segmentation range), a fixed bin size
+        ``ivh_bin_width`` over the re-segmentation range (calibrated continuous intensities),
+        or ``ivh_bin_count`` bins between the ROI minimum and maximum (arbitrary units).
+    ivh_bin_width : float
+        IVH bin width for ``ivh_discretisation="fixed_bin_size"``.
+    ivh_bin_count : int
+        Number of IVH bins for ``ivh_discretisation="fixed_bin_number"`` (IBSI recommends 1000).
     feature_classes : tuple of str
-        Feature families to compute (subset of ``FEATURE_CLASSES``).
+        Feature families to compute (subset of ``FEATURE_CLASSES``). By default every family
+        except the opt-in ``"spatial_autocorrelation"`` (Moran's I, Geary's C).
     """
 
     name: str = "custom"
-    dimension: Literal["3D", "2.5D"] = "3D"
+    dimension: Literal["3D", "2.5D", "2D"] = "3D"
     resampled_spacing: tuple[float | None, float | None, float | None] | None = (1.0, 1.0, 1.0)
     image_interpolator: Literal["linear", "bspline"] = "linear"
     mask_threshold: float = 0.5
@@ -78,7 +107,10 @@ class ExtractionSettings:
     bin_width: float = 25.0
     bin_count: int = 32
     texture_aggregation: Literal["averaged", "merged"] = "averaged"
-    feature_classes: tuple[str, ...] = field(default=FEATURE_CLASSES)
+    ivh_discretisation: Literal["none", "fixed_bin_size", "fixed_bin_number"] = "fixed_bin_number"
+    ivh_bin_width: float = 1.0
+    ivh_bin_count: int = 1000
+    feature_classes: tuple[str, ...] = field(default=DEFAULT_FEATURE_CLASSES)
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -133,8 +165,8 @@ SettingsLike = str | Path | Mapping[str, Any] | ExtractionSettings
 
 
 def _validate(settings: ExtractionSettings) -> None:
-    if settings.dimension not in ("3D", "2.5D"):
-        raise SettingsError(f"dimension must be '3D' or '2.5D', got {settings.dimension!r}")
+    if settings.dimension not in ("3D", "2.5D", "2D"):
+        raise SettingsError(f"dimension must be '3D', '2.5D' or '2D', got {settings.dimension!r}")
     if settings.resampled_spacing is not None:
         spacing = tuple(settings.resampled_spacing)
         if len(spacing) != 3 or any(s is not None and float(s) <= 0 for s in spacing):
@@ -178,6 +210,7 @@ def _validate(settings: ExtractionSettings) -> None:
         raise SettingsError(
             f"texture_aggregation must be 'averaged' or 'merged', got {settings.texture_aggregation!r}"
         )
+    _validate_ivh(settings)
     classes = tuple(settings.feature_classes)
     unknown = [c for c in classes if c not in FEATURE_CLASSES]
     if unknown or not classes:
@@ -186,6 +219,18 @@ def _validate(settings: ExtractionSettings) -> None:
             f"unknown: {unknown}"
         )
     object.__setattr__(settings, "feature_classes", classes)
+
+
+def _validate_ivh(settings: ExtractionSettings) -> None:
+    if settings.ivh_discretisation not in ("none", "fixed_bin_size", "fixed_bin_number"):
+        raise SettingsError(
+            "ivh_discretisation must be 'none', 'fixed_bin_size' or 'fixed_bin_number', "
+            f"got {settings.ivh_discretisation!r}"
+        )
+    if not settings.ivh_bin_width > 0:
+        raise SettingsError(f"ivh_bin_width must be positive, got {settings.ivh_bin_width}")
+    if int(settings.ivh_bin_count) != settings.ivh_bin_count or settings.ivh_bin_count < 2:
+        raise SettingsError(f"ivh_bin_count must be an integer >= 2, got {settings.ivh_bin_count}")
 
 
 def _settings_from_mapping(values: dict[str, Any]) -> ExtractionSettings:
@@ -234,6 +279,7 @@ PRESETS: dict[str, ExtractionSettings] = {
         resegment_range=(-1000.0, 400.0),
         discretisation="fixed_bin_size",
         bin_width=25.0,
+        ivh_discretisation="none",
     ),
     # Arbitrary intensity units: fixed bin number, and outliers beyond 3 sigma removed.
     "mr": ExtractionSettings(name="mr", resegment_sigma=3.0),
@@ -241,14 +287,20 @@ PRESETS: dict[str, ExtractionSettings] = {
     # anchored at the ROI minimum leaves its grey levels unchanged.
     "digital_phantom": ExtractionSettings(
         name="digital_phantom",
+        ivh_discretisation="none",
+        feature_classes=FEATURE_CLASSES,
         resampled_spacing=None,
         discretisation="fixed_bin_size",
         bin_width=1.0,
     ),
-    # IBSI lung CT configurations, as tabulated in the reference manual ("Reference data sets").
-    # A and B are 2D configurations: in-plane texture, reported over slices as IBSI 2.5D.
+    # IBSI lung CT configurations, as tabulated in the reference manual ("Reference data sets"),
+    # with every feature family. A and B are 2D configurations: in-plane texture, reported over
+    # slices as IBSI 2.5D (dimension "2D" gives the per-slice averages). The IVH needs no
+    # discretisation of HU for A, B and D; C uses 2.5 HU bins and E 1000 bins.
     "A": ExtractionSettings(
         name="A",
+        ivh_discretisation="none",
+        feature_classes=FEATURE_CLASSES,
         dimension="2.5D",
         resampled_spacing=None,
         resegment_range=(-500.0, 400.0),
@@ -257,6 +309,8 @@ PRESETS: dict[str, ExtractionSettings] = {
     ),
     "B": ExtractionSettings(
         name="B",
+        ivh_discretisation="none",
+        feature_classes=FEATURE_CLASSES,
         dimension="2.5D",
         resampled_spacing=(2.0, 2.0, None),
         image_interpolator="linear",
@@ -267,6 +321,9 @@ PRESETS: dict[str, ExtractionSettings] = {
     ),
     "C": ExtractionSettings(
         name="C",
+        ivh_discretisation="fixed_bin_size",
+        ivh_bin_width=2.5,
+        feature_classes=FEATURE_CLASSES,
         resampled_spacing=(2.0, 2.0, 2.0),
         image_interpolator="linear",
         round_intensities=True,
@@ -276,6 +333,8 @@ PRESETS: dict[str, ExtractionSettings] = {
     ),
     "D": ExtractionSettings(
         name="D",
+        ivh_discretisation="none",
+        feature_classes=FEATURE_CLASSES,
         resampled_spacing=(2.0, 2.0, 2.0),
         image_interpolator="linear",
         round_intensities=True,
@@ -285,6 +344,9 @@ PRESETS: dict[str, ExtractionSettings] = {
     ),
     "E": ExtractionSettings(
         name="E",
+        ivh_discretisation="fixed_bin_number",
+        ivh_bin_count=1000,
+        feature_classes=FEATURE_CLASSES,
         resampled_spacing=(2.0, 2.0, 2.0),
         image_interpolator="bspline",
         round_intensities=True,

@@ -158,6 +158,7 @@ def morphology_features(
     morph_mask: np.ndarray,
     spacing: tuple[float, float, float],
     mesh: tuple[float, float] | None = None,
+    autocorrelation: bool = True,
 ) -> dict[str, float]:
     """Morphological features of the ROI (``morph_*``).
 
@@ -173,6 +174,9 @@ def morphology_features(
     mesh : (area, volume), optional
         Marching-cubes surface area (mm^2) and volume (mm^3) of ``morph_mask`` when already
         known (pyradiomics' ``shape`` class reports both); meshing is skipped then.
+    autocorrelation : bool
+        Compute Moran's I and Geary's C (sums over all ROI voxel pairs, the costly part);
+        when False they are left out of the result.
 
     Returns
     -------
@@ -201,6 +205,9 @@ def morphology_features(
     features = _shape_features(area, volume, mmask, spacing_arr)
     features.update(_bounding_densities(area, volume, mmask, spacing_arr, features))
     features.update(_intensity_morphology(intensities, imask, mmask, spacing_arr, volume))
+    if autocorrelation:
+        moran, geary = spatial_autocorrelation(intensities, imask, spacing_arr)
+        features.update({"morph_moran_i": moran, "morph_geary_c": geary})
     return features
 
 
@@ -273,7 +280,7 @@ def _intensity_morphology(
     spacing: np.ndarray,
     volume: float,
 ) -> dict[str, float]:
-    """Centre-of-mass shift, integrated intensity, Moran's I and Geary's C."""
+    """Centre-of-mass shift and integrated intensity."""
     geometric_centre = (np.argwhere(mmask) * spacing).mean(axis=0)
     values = intensities[imask].astype(float)
     positions = np.argwhere(imask) * spacing
@@ -283,10 +290,4 @@ def _intensity_morphology(
         shift = float(np.linalg.norm(geometric_centre - weighted_centre))
     else:
         shift = float("nan")
-    moran, geary = spatial_autocorrelation(intensities, imask, spacing)
-    return {
-        "morph_com": shift,
-        "morph_integ_int": float(volume * values.mean()),
-        "morph_moran_i": moran,
-        "morph_geary_c": geary,
-    }
+    return {"morph_com": shift, "morph_integ_int": float(volume * values.mean())}

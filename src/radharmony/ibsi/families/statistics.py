@@ -46,7 +46,8 @@ def distribution_features(values: np.ndarray) -> dict[str, float]:
         "iqr": float(p75 - p25),
         "range": float(x.max() - x.min()),
         "mad": float(np.mean(np.abs(centred))),
-        "rmad": float(np.mean(np.abs(robust - robust.mean()))),
+        # no value lies between P10 and P90 of two-valued tiny ROIs: undefined, not a warning
+        "rmad": float(np.mean(np.abs(robust - robust.mean()))) if robust.size else float("nan"),
         "medad": float(np.mean(np.abs(x - median))),
         "cov": float(np.sqrt(var) / mean) if mean != 0 else float("nan"),
         "qcod": float((p75 - p25) / (p75 + p25)) if (p75 + p25) != 0 else float("nan"),

@@ -1,0 +1,28 @@
+"""SHAP explanations of radharmony models on the original feature names, with figures.
+
+Exact explainers where they apply (linear, tree ensembles), the permutation explainer
+otherwise; global importance, per-case top contributions and out-of-fold explanations as tables;
+beeswarm, bar and waterfall plots as matplotlib figures.
+"""
+
+from __future__ import annotations
+
+from radharmony.explain._plots import plot_bar, plot_beeswarm, plot_waterfall
+from radharmony.explain._shap import explain
+from radharmony.explain._tables import (
+    class_slice,
+    explain_out_of_fold,
+    global_importance,
+    top_contributions,
+)
+
+__all__ = [
+    "class_slice",
+    "explain",
+    "explain_out_of_fold",
+    "global_importance",
+    "plot_bar",
+    "plot_beeswarm",
+    "plot_waterfall",
+    "top_contributions",
+]

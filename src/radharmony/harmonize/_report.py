@@ -1,0 +1,369 @@
+"""What harmonisation removed and what it kept: tables and figures, judged on held-out folds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from radharmony.errors import HarmonizationError
+from radharmony.harmonize._validation import as_batch, as_covariates, as_feature_matrix
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+_FDR = 0.05
+
+
+@dataclass
+class HarmonizationReport:
+    """Diagnostics of a harmonisation (see :func:`harmonization_report`).
+
+    Attributes
+    ----------
+    batch_tests : pandas.DataFrame
+        Per-feature Kruskal-Wallis test of a batch effect before and after, with BH q-values
+        (``data_dictionary/harmonization_batch_tests.csv``).
+    scanner_prediction : pandas.DataFrame
+        Cross-validated balanced accuracy of predicting the batch from the features
+        (``data_dictionary/harmonization_scanner_prediction.csv``).
+    preserved_effects : pandas.DataFrame
+        Effect size of each covariate and of the label on each feature, before and after
+        (``data_dictionary/harmonization_preserved_effects.csv``).
+    figures : dict of str to matplotlib.figure.Figure
+        ``"pca"``, ``"batch_tests"`` and ``"scanner_prediction"``.
+    """
+
+    batch_tests: pd.DataFrame
+    scanner_prediction: pd.DataFrame
+    preserved_effects: pd.DataFrame
+    figures: dict[str, Figure] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        """Return a few lines stating the main numbers.
+
+        Returns
+        -------
+        str
+        """
+        tests = self.batch_tests
+        lines = [
+            f"features with a batch effect (KW, FDR {_FDR:.0%}): "
+            f"{int(tests['significant_before'].sum())} of {len(tests)} before, "
+            f"{int(tests['significant_after'].sum())} after"
+        ]
+        for row in self.scanner_prediction.itertuples(index=False):
+            lines.append(
+                f"scanner prediction, {row.data}: balanced accuracy {row.balanced_accuracy:.3f} "
+                f"(SD {row.balanced_accuracy_sd:.3f}, chance {row.chance:.3f})"
+            )
+        return "\n".join(lines)
+
+    def save(self, folder: str | Path) -> list[Path]:
+        """Write the tables as CSV and the figures as PNG into ``folder``.
+
+        Parameters
+        ----------
+        folder : str or Path
+            Output folder (created if needed).
+
+        Returns
+        -------
+        list of Path
+            The files written.
+        """
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        written = []
+        for name in ("batch_tests", "scanner_prediction", "preserved_effects"):
+            path = folder / f"harmonization_{name}.csv"
+            getattr(self, name).to_csv(path, index=False)
+            written.append(path)
+        for name, figure in self.figures.items():
+            path = folder / f"harmonization_{name}.png"
+            figure.savefig(path, dpi=120, bbox_inches="tight")
+            written.append(path)
+        return written
+
+
+def harmonization_report(
+    before: Any,
+    after: Any,
+    batch: Any,
+    covariates: pd.DataFrame | None = None,
+    label: Any = None,
+    *,
+    harmonizer: Any = None,
+    cv: int = 5,
+    random_state: int = 0,
+    figures: bool = True,
+) -> HarmonizationReport:
+    """Compare features before and after harmonisation.
+
+    Parameters
+    ----------
+    before, after : pandas.DataFrame or array-like of shape (n_samples, n_features)
+        Features before and after harmonisation, same rows and columns.
+    batch : array-like of shape (n_samples,)
+        Scanner of each row.
+    covariates : pandas.DataFrame, optional
+        Preserved covariates (also passed to the held-out harmoniser).
+    label : array-like of shape (n_samples,), optional
+        Outcome whose effect should be preserved (never passed to the harmoniser).
+    harmonizer : estimator, optional
+        Harmoniser refitted on the training folds for the held-out scanner prediction; defaults
+        to :class:`~radharmony.harmonize.ComBat` with default options.
+    cv : int, default=5
+        Folds (stratified by batch; fewer when a batch is smaller).
+    random_state : int, default=0
+        Seed of the fold assignment.
+    figures : bool, default=True
+        Draw the matplotlib figures.
+
+    Returns
+    -------
+    HarmonizationReport
+
+    Notes
+    -----
+    ``after`` is usually harmonised on all rows, so predicting the scanner from it is an
+    in-sample diagnostic that flatters ComBat (its estimation error is zero in-sample). The row
+    ``after (harmoniser fitted on training folds)`` refits ``harmonizer`` on each training fold
+    and scores the held-out fold: that is the number to trust.
+    """
+    X_before, names, _ = as_feature_matrix(before)
+    X_after, _, _ = as_feature_matrix(after)
+    if X_before.shape != X_after.shape:
+        raise HarmonizationError(
+            f"before has shape {X_before.shape} but after has {X_after.shape}; pass the same rows "
+            "and feature columns."
+        )
+    names = names or [f"x{j}" for j in range(X_before.shape[1])]
+    batch = as_batch(batch, X_before.shape[0])
+    cov = as_covariates(covariates, X_before.shape[0])
+    tests = _batch_test_table(X_before, X_after, batch, names)
+    prediction = _scanner_prediction_table(
+        X_before, X_after, batch, cov, harmonizer, cv, random_state
+    )
+    effects = _preserved_effect_table(X_before, X_after, cov, label, names)
+    report = HarmonizationReport(tests, prediction, effects)
+    if figures:
+        report.figures = _figures(X_before, X_after, batch, report)
+    return report
+
+
+def _kruskal_per_feature(values: np.ndarray, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return the Kruskal-Wallis H and p-value of each column across batches."""
+    groups = [values[batch == level] for level in pd.unique(batch)]
+    h, p = np.full(values.shape[1], np.nan), np.ones(values.shape[1])
+    for j in range(values.shape[1]):
+        if np.ptp(values[:, j]) > 0:
+            h[j], p[j] = stats.kruskal(*[g[:, j] for g in groups])
+    return h, p
+
+
+def _batch_test_table(
+    before: np.ndarray, after: np.ndarray, batch: np.ndarray, names: list[str]
+) -> pd.DataFrame:
+    """Return the per-feature batch-effect tests before and after."""
+    table = pd.DataFrame({"feature": names})
+    for when, values in (("before", before), ("after", after)):
+        h, p = _kruskal_per_feature(values, batch)
+        q = stats.false_discovery_control(p, method="bh")
+        table[f"kruskal_h_{when}"] = h
+        table[f"p_value_{when}"] = p
+        table[f"q_value_{when}"] = q
+        table[f"significant_{when}"] = q < _FDR
+    return table
+
+
+def _classifier() -> Any:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+
+
+def _scanner_prediction_table(
+    before: np.ndarray,
+    after: np.ndarray,
+    batch: np.ndarray,
+    cov: pd.DataFrame | None,
+    harmonizer: Any,
+    cv: int,
+    random_state: int,
+) -> pd.DataFrame:
+    """Return held-out balanced accuracy of predicting the batch, before and after."""
+    from sklearn.base import clone
+    from sklearn.metrics import balanced_accuracy_score
+    from sklearn.model_selection import StratifiedKFold
+
+    from radharmony.harmonize._combat import ComBat
+
+    levels, counts = np.unique(batch.astype(str), return_counts=True)
+    n_splits = int(min(cv, counts.min()))
+    if n_splits < 2:
+        raise HarmonizationError(
+            f"cross-validated scanner prediction needs at least 2 rows per batch; batch "
+            f"{levels[counts.argmin()]!r} has {counts.min()}."
+        )
+    folds = list(
+        StratifiedKFold(n_splits, shuffle=True, random_state=random_state).split(before, batch)
+    )
+    harmonizer = ComBat() if harmonizer is None else harmonizer
+    scores: dict[str, list[float]] = {"before": [], "after": [], "held_out": []}
+    for train, test in folds:
+        for key, values in (("before", before), ("after", after)):
+            clf = _classifier().fit(values[train], batch[train])
+            scores[key].append(balanced_accuracy_score(batch[test], clf.predict(values[test])))
+        fitted = clone(harmonizer)
+        cov_train = None if cov is None else cov.iloc[train]
+        cov_test = None if cov is None else cov.iloc[test]
+        X_train = np.asarray(
+            fitted.fit_transform(before[train], batch=batch[train], covariates=cov_train)
+        )
+        X_test = np.asarray(fitted.transform(before[test], batch=batch[test], covariates=cov_test))
+        clf = _classifier().fit(X_train, batch[train])
+        scores["held_out"].append(balanced_accuracy_score(batch[test], clf.predict(X_test)))
+    descriptions = {
+        "before": ("before", "raw features"),
+        "after": (
+            "after (table as given)",
+            "the given harmonised table; in-sample if it was harmonised on all rows",
+        ),
+        "held_out": (
+            "after (harmoniser fitted on training folds)",
+            f"{type(harmonizer).__name__} refitted on each training fold, held-out fold scored",
+        ),
+    }
+    rows = []
+    for key, values in scores.items():
+        data, description = descriptions[key]
+        rows.append(
+            {
+                "data": data,
+                "balanced_accuracy": float(np.mean(values)),
+                "balanced_accuracy_sd": float(np.std(values, ddof=1)),
+                "chance": 1.0 / len(levels),
+                "n_splits": n_splits,
+                "held_out_harmonisation": key == "held_out",
+                "description": description,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _effect_sizes(values: np.ndarray, variable: pd.Series) -> tuple[str, np.ndarray]:
+    """Return the statistic's name and its value for each feature column."""
+    numeric = pd.api.types.is_numeric_dtype(variable) and not pd.api.types.is_bool_dtype(variable)
+    levels = pd.unique(variable)
+    if numeric and len(levels) > 2:
+        rho = [stats.spearmanr(values[:, j], variable).statistic for j in range(values.shape[1])]
+        return "spearman_rho", np.asarray(rho, dtype=float)
+    if len(levels) == 2:
+        first, second = (
+            values[(variable == level).to_numpy()] for level in sorted(levels, key=str)
+        )
+        n1, n2 = len(first), len(second)
+        pooled = np.sqrt(
+            ((n1 - 1) * first.var(0, ddof=1) + (n2 - 1) * second.var(0, ddof=1)) / (n1 + n2 - 2)
+        )
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return "cohens_d", (second.mean(0) - first.mean(0)) / pooled
+    h, _ = _kruskal_per_feature(values, variable.astype(str).to_numpy())
+    n, k = len(variable), len(levels)
+    return "epsilon_squared", (h - k + 1) / (n - k)
+
+
+def _preserved_effect_table(
+    before: np.ndarray,
+    after: np.ndarray,
+    cov: pd.DataFrame | None,
+    label: Any,
+    names: list[str],
+) -> pd.DataFrame:
+    """Return effect sizes of every covariate and of the label, before and after."""
+    variables = {} if cov is None else {str(c): cov[c] for c in cov.columns}
+    if label is not None:
+        variables["label"] = pd.Series(np.asarray(label)).reset_index(drop=True)
+    frames = []
+    for name, variable in variables.items():
+        if variable.isna().any() or variable.nunique() < 2:
+            continue
+        statistic, effect_before = _effect_sizes(before, variable)
+        _, effect_after = _effect_sizes(after, variable)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "variable": name,
+                    "feature": names,
+                    "statistic": statistic,
+                    "before": effect_before,
+                    "after": effect_after,
+                    "change": effect_after - effect_before,
+                }
+            )
+        )
+    columns = ["variable", "feature", "statistic", "before", "after", "change"]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+
+
+def _figures(
+    before: np.ndarray, after: np.ndarray, batch: np.ndarray, report: HarmonizationReport
+) -> dict[str, Figure]:
+    """Draw the PCA, batch-test and scanner-prediction figures."""
+    from matplotlib.figure import Figure
+
+    figures = {"pca": Figure(figsize=(10, 4.5))}
+    axes = figures["pca"].subplots(1, 2)
+    levels = sorted(pd.unique(batch), key=str)
+    for ax, values, title in ((axes[0], before, "before"), (axes[1], after, "after")):
+        scores, explained = _pca_scores(values)
+        for level in levels:
+            rows = batch == level
+            ax.scatter(scores[rows, 0], scores[rows, 1], s=12, alpha=0.7, label=str(level))
+        ax.set_title(f"PCA {title} harmonisation")
+        ax.set_xlabel(f"PC1 ({explained[0]:.0%})")
+        ax.set_ylabel(f"PC2 ({explained[1]:.0%})")
+    axes[1].legend(title="batch", fontsize="small")
+
+    figures["batch_tests"] = Figure(figsize=(5, 5))
+    ax = figures["batch_tests"].subplots()
+    tests = report.batch_tests
+    ax.scatter(-np.log10(tests["q_value_before"]), -np.log10(tests["q_value_after"]), s=12)
+    line = -np.log10(_FDR)
+    ax.axhline(line, color="grey", ls="--")
+    ax.axvline(line, color="grey", ls="--")
+    ax.set_xlabel("-log10 q, batch effect before")
+    ax.set_ylabel("-log10 q, batch effect after")
+    ax.set_title("Per-feature Kruskal-Wallis test of the batch")
+
+    figures["scanner_prediction"] = Figure(figsize=(6, 4))
+    ax = figures["scanner_prediction"].subplots()
+    pred = report.scanner_prediction
+    ax.bar(range(len(pred)), pred["balanced_accuracy"], yerr=pred["balanced_accuracy_sd"])
+    ax.axhline(pred["chance"].iloc[0], color="red", ls="--", label="chance")
+    ax.set_xticks(range(len(pred)), [d.replace(" (", "\n(") for d in pred["data"]], fontsize=7)
+    ax.set_ylabel("balanced accuracy (held-out folds)")
+    ax.set_ylim(0, 1)
+    ax.legend()
+    ax.set_title("Predicting the scanner from the features")
+    return figures
+
+
+def _pca_scores(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return the first two principal-component scores of standardised data and their share."""
+    sd = values.std(0)
+    z = (values - values.mean(0)) / np.where(sd > 0, sd, 1.0)
+    u, s, _ = np.linalg.svd(z, full_matrices=False)
+    explained = s**2 / np.sum(s**2)
+    scores = u[:, :2] * s[:2]
+    if scores.shape[1] < 2:
+        scores = np.column_stack([scores, np.zeros(len(scores))])
+        explained = np.append(explained, 0.0)
+    return scores, explained

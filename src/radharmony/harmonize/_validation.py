@@ -1,0 +1,114 @@
+"""Input checks shared by the harmonisation estimators and the report."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from radharmony.errors import HarmonizationError
+
+
+def as_feature_matrix(X: Any) -> tuple[np.ndarray, list[str] | None, pd.Index | None]:
+    """Return ``(values float64, column names or None, index or None)``; raise on NaN/inf."""
+    if isinstance(X, pd.DataFrame):
+        non_numeric = [c for c in X.columns if not pd.api.types.is_numeric_dtype(X[c])]
+        if non_numeric:
+            raise HarmonizationError(
+                f"feature column(s) {non_numeric[:10]} are not numeric; pass only feature "
+                "columns as X (batch and covariates go to batch= and covariates=)."
+            )
+        values = X.to_numpy(dtype=float, copy=True)
+        names, index = [str(c) for c in X.columns], X.index
+    else:
+        values = np.array(X, dtype=float, copy=True)
+        names, index = None, None
+    if values.ndim != 2:
+        raise HarmonizationError(f"X must be 2-D (samples x features), got shape {values.shape}.")
+    bad = ~np.isfinite(values)
+    if bad.any():
+        raise HarmonizationError(_non_finite_message(bad, names))
+    return values, names, index
+
+
+def as_batch(batch: Any, n_samples: int) -> np.ndarray:
+    """Return the batch labels as a 1-D object array of length ``n_samples``."""
+    if batch is None:
+        raise HarmonizationError(
+            "batch is required: pass batch=<scanner of each row>. Inside scikit-learn "
+            "(Pipeline, cross_validate, GridSearchCV) enable metadata routing and pass it as "
+            "params={'batch': ...}; for scoring use radharmony.harmonize.batch_scorer."
+        )
+    values = np.asarray(batch, dtype=object).ravel()
+    if values.shape[0] != n_samples:
+        raise HarmonizationError(
+            f"batch has {values.shape[0]} values but X has {n_samples} rows; pass one batch "
+            "label per row of X."
+        )
+    missing = pd.isna(pd.Series(values)).to_numpy()
+    if missing.any():
+        raise HarmonizationError(
+            f"batch has {int(missing.sum())} missing value(s) (rows {np.flatnonzero(missing)[:10]}"
+            "); every row needs its scanner/site."
+        )
+    return values
+
+
+def as_covariates(covariates: Any, n_samples: int) -> pd.DataFrame | None:
+    """Return covariates as a DataFrame with a fresh positional index (rows align with X)."""
+    if covariates is None:
+        return None
+    frame = covariates.to_frame() if isinstance(covariates, pd.Series) else covariates
+    if not isinstance(frame, pd.DataFrame):
+        raise HarmonizationError(
+            "covariates must be a pandas DataFrame whose named columns are the variables to "
+            f"preserve, got {type(covariates).__name__}."
+        )
+    if frame.shape[0] != n_samples:
+        raise HarmonizationError(
+            f"covariates have {frame.shape[0]} rows but X has {n_samples}; pass one row per "
+            "sample, in the same order as X."
+        )
+    return frame.reset_index(drop=True)
+
+
+def batch_counts_or_raise(batch: np.ndarray, levels: list[Any]) -> np.ndarray:
+    """Return samples per batch; raise if there is one batch or a batch with one sample."""
+    counts = pd.Series(batch).value_counts().reindex(levels).to_numpy()
+    if len(levels) < 2:
+        raise HarmonizationError(
+            f"only one batch ({levels}) was given: there is no scanner effect to remove. "
+            "Leave out the harmonisation step (harmonize=False) for single-scanner data."
+        )
+    small = [level for level, count in zip(levels, counts, strict=True) if count < 2]
+    if small:
+        raise HarmonizationError(
+            f"batch(es) {small} have fewer than 2 samples; ComBat cannot estimate a scale from "
+            "one sample (neuroCombat would return NaN for every value). Merge them with a "
+            "similar scanner or drop them."
+        )
+    return counts
+
+
+def _non_finite_message(bad: np.ndarray, names: list[str] | None) -> str:
+    """Say which columns hold NaN/inf, singling out columns with no finite value at all."""
+    label = (lambda c: names[c]) if names else (lambda c: f"column {c}")
+    empty = [label(c) for c in np.flatnonzero(bad.all(axis=0))]
+    partial = [label(c) for c in np.flatnonzero(bad.any(axis=0) & ~bad.all(axis=0))]
+    parts = []
+    if empty:
+        parts.append(
+            f"column(s) {empty[:10]}{' ...' if len(empty) > 10 else ''} hold no finite value "
+            "(drop them: there is nothing to harmonise)"
+        )
+    if partial:
+        parts.append(
+            f"column(s) {partial[:10]}{' ...' if len(partial) > 10 else ''} hold "
+            f"{int(bad[:, bad.any(axis=0) & ~bad.all(axis=0)].sum())} NaN or infinite value(s) "
+            "(impute or drop them)"
+        )
+    return (
+        f"X holds NaN or infinite values: {'; '.join(parts)}. ComBat would turn each such "
+        "feature into NaN for every sample, so fix these before harmonising."
+    )

@@ -1,0 +1,351 @@
+"""Running a whole study: extraction, IBSI check, harmonisation, evaluation, explanations."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from radharmony.errors import ModelError
+from radharmony.study._config import StudyConfig
+
+
+@dataclass
+class StudyResult:
+    """Everything a study computed (see :func:`run_study`).
+
+    Attributes
+    ----------
+    config : StudyConfig
+    features : pandas.DataFrame
+        Per-lesion feature table (with ``attrs["failures"]`` and ``attrs["provenance"]``).
+    analysed : pandas.DataFrame
+        The labelled lesions used for modelling (feature table joined with the target).
+    feature_columns : list of str
+        Radiomic feature columns given to the model.
+    compliance : dict of str to DataFrame
+        IBSI compliance check per configuration (empty when no IBSI data was given).
+    harmonization : HarmonizationReport or None
+        Diagnostics of the default harmoniser.
+    evaluation : EvaluationResult
+        Nested, patient-grouped CV with harmonisation inside the folds.
+    external : EvaluationResult or None
+        Leave-one-scanner-out evaluation (no harmonisation: an unseen scanner cannot be
+        adjusted).
+    explanation : shap.Explanation
+        SHAP values of the final model on every analysed lesion.
+    oof_explanation : shap.Explanation
+        Out-of-fold SHAP values (each case explained by the model that predicted it).
+    cases : pandas.DataFrame
+        One row per analysed lesion: out-of-fold prediction, confidence, conformal set, refer
+        flag and top contributions.
+    unlabelled : int
+        Lesions dropped because they have no target value.
+    files : dict of str to Path
+        Paths of everything written.
+    """
+
+    config: StudyConfig
+    features: pd.DataFrame
+    analysed: pd.DataFrame
+    feature_columns: list[str]
+    compliance: dict[str, pd.DataFrame]
+    harmonization: Any
+    evaluation: Any
+    external: Any
+    explanation: Any
+    oof_explanation: Any
+    cases: pd.DataFrame
+    unlabelled: int
+    files: dict[str, Path]
+
+
+def run_study(config: StudyConfig, *, log: Callable[[str], None] = print) -> StudyResult:
+    """Run every step of a study and write its tables, figures, model and report.
+
+    Extraction is cached per case in ``<out>/features.parquet.cache``, so a study that was
+    interrupted resumes where it stopped; later steps are quick and recomputed.
+
+    Parameters
+    ----------
+    config : StudyConfig
+        The validated configuration (see :func:`load_study_config`).
+    log : callable
+        Receives one line per step.
+
+    Returns
+    -------
+    StudyResult
+    """
+    from radharmony.extract import extract_features, write_features
+
+    started = time.perf_counter()
+
+    def step(message: str) -> None:
+        log(f"{message}  ({time.perf_counter() - started:.0f} s)")
+
+    out = config.out
+    out.mkdir(parents=True, exist_ok=True)
+    files: dict[str, Path] = {}
+    step(f"[1/6] extracting features from {config.manifest}")
+    table_path = out / "features.parquet"
+    features = extract_features(
+        config.manifest,
+        settings=config.settings,
+        n_jobs=config.n_jobs,
+        cache_dir=out / "features.parquet.cache",
+        connectivity=config.connectivity,
+        min_lesion_voxels=config.min_lesion_voxels,
+        progress=True,
+    )
+    files.update({f"features_{k}": v for k, v in write_features(features, table_path).items()})
+    log(
+        f"      {len(features)} lesions, {len(features.attrs['failures'])} failure(s), "
+        f"{features.attrs.get('cached_cases', 0)} case(s) from cache"
+    )
+
+    step("[2/6] IBSI compliance check")
+    compliance = _compliance(config.ibsi_data)
+
+    analysed, unlabelled = _labelled(features, config)
+    columns = _feature_columns(analysed, config.target)
+    X = analysed[columns]
+    y = analysed[config.target].astype(str).to_numpy()
+    batch = analysed["scanner"].astype(str).to_numpy()
+    groups = analysed["subject_id"].astype(str).to_numpy()
+    covariates = analysed[list(config.covariates)] if config.covariates else None
+
+    step("[3/6] harmonisation diagnostics")
+    harmonization = _harmonization(X, batch, covariates, y, config)
+
+    step(f"[4/6] nested {config.cv}-fold cross-validation (harmonisation inside the folds)")
+    evaluation = _evaluate(X, y, groups, batch, covariates, analysed, config, cv=config.cv)
+    external = None
+    if config.leave_one_scanner_out and len(set(batch)) > 1:
+        step("      leave-one-scanner-out validation")
+        external = _evaluate(
+            X, y, groups, batch, covariates, analysed, config, cv="leave-one-site-out"
+        )
+
+    step("[5/6] SHAP explanations")
+    explanation, oof_explanation, cases = _explanations(evaluation, X, batch, covariates, analysed)
+    files.update(_write_tables(out, evaluation, external, harmonization, explanation, cases))
+    files["model"] = _save_model(out, evaluation, X, y, config)
+
+    result = StudyResult(
+        config=config,
+        features=features,
+        analysed=analysed,
+        feature_columns=columns,
+        compliance=compliance,
+        harmonization=harmonization,
+        evaluation=evaluation,
+        external=external,
+        explanation=explanation,
+        oof_explanation=oof_explanation,
+        cases=cases,
+        unlabelled=unlabelled,
+        files=files,
+    )
+    step("[6/6] writing the report")
+    from radharmony.report import make_study_report
+
+    files["report"] = make_study_report(result).save_as_html(out / "report.html")
+    step("done")
+    return result
+
+
+def _compliance(ibsi_data: Path | None) -> dict[str, pd.DataFrame]:
+    from radharmony.ibsi import check_compliance
+
+    if ibsi_data is None:
+        return {}
+    phantom = Path(ibsi_data) / "ibsi_1_digital_phantom" / "nifti"
+    reference = Path(ibsi_data) / "reference_values" / "ibsi_1_dig_phantom.csv"
+    if not (phantom.is_dir() and reference.is_file()):
+        return {}
+    return {
+        "digital_phantom": check_compliance(
+            phantom / "image" / "phantom.nii.gz",
+            phantom / "mask" / "mask.nii.gz",
+            "digital_phantom",
+            reference,
+        )
+    }
+
+
+def _labelled(features: pd.DataFrame, config: StudyConfig) -> tuple[pd.DataFrame, int]:
+    if config.labels is not None:
+        labels = pd.read_csv(config.labels)
+        needed = {"subject_id", "lesion_id", config.target}
+        if not needed <= set(labels.columns):
+            raise ModelError(
+                f"labels file {config.labels} needs columns {sorted(needed)}; found "
+                f"{list(labels.columns)}"
+            )
+        labels = labels[["subject_id", "lesion_id", config.target]].astype(
+            {"subject_id": str, "lesion_id": int}
+        )
+        table = features.merge(labels, on=["subject_id", "lesion_id"], how="left")
+    elif config.target in features.columns:
+        table = features.copy()
+    else:
+        raise ModelError(
+            f"target {config.target!r} is neither a manifest column nor given in a labels file; "
+            "add `labels: FILE.csv` (subject_id, lesion_id, target) to the configuration"
+        )
+    missing = table[config.target].isna()
+    analysed = table[~missing].reset_index(drop=True)
+    analysed.index = analysed["case_id"].astype(str) + "#" + analysed["lesion_id"].astype(str)
+    analysed.index.name = "lesion"
+    return analysed, int(missing.sum())
+
+
+def _feature_columns(analysed: pd.DataFrame, target: str) -> list[str]:
+    # extract_features puts identity, covariate and lesion columns first, ending with the
+    # centroid; the radiomic features follow. The target (joined last) is not a feature.
+    first = list(analysed.columns).index("centroid_z_mm") + 1
+    candidates = analysed.columns[first:]
+    return [
+        str(c)
+        for c in candidates
+        if c != target
+        and pd.api.types.is_numeric_dtype(analysed[c])
+        and not analysed[c].isna().all()
+    ]
+
+
+def _harmonization(
+    X: pd.DataFrame,
+    batch: np.ndarray,
+    covariates: pd.DataFrame | None,
+    y: np.ndarray,
+    config: StudyConfig,
+) -> Any:
+    from radharmony.harmonize import default_harmonizer, harmonization_report
+
+    if len(set(batch)) < 2:
+        return None
+    filled = X.fillna(X.median())
+    after = default_harmonizer().fit_transform(filled, batch=batch, covariates=covariates)
+    return harmonization_report(
+        filled,
+        after,
+        batch,
+        covariates=covariates,
+        label=y,
+        harmonizer=default_harmonizer(),
+        random_state=config.seed,
+    )
+
+
+def _evaluate(
+    X: pd.DataFrame,
+    y: np.ndarray,
+    groups: np.ndarray,
+    batch: np.ndarray,
+    covariates: pd.DataFrame | None,
+    analysed: pd.DataFrame,
+    config: StudyConfig,
+    *,
+    cv: int | str,
+) -> Any:
+    from radharmony.model import evaluate
+
+    return evaluate(
+        X,
+        pd.Series(y, index=X.index, name=config.target),
+        groups=groups,
+        batch=batch,
+        covariates=covariates,
+        volume=analysed["lesion_volume_mm3"].to_numpy(),
+        model=config.model,
+        harmonize="auto" if config.harmonize else False,
+        cv=cv,
+        inner_cv=config.inner_cv,
+        conformal_level=config.conformal_level,
+        n_bootstrap=config.n_bootstrap,
+        random_state=config.seed,
+        selection=config.selection,
+        n_features=config.n_features,
+        calibration=None if config.calibration == "none" else config.calibration,
+    )
+
+
+def _explanations(
+    evaluation: Any,
+    X: pd.DataFrame,
+    batch: np.ndarray,
+    covariates: pd.DataFrame | None,
+    analysed: pd.DataFrame,
+) -> tuple[Any, Any, pd.DataFrame]:
+    from radharmony.explain import explain, explain_out_of_fold, top_contributions
+
+    harmonized = evaluation.settings.get("harmonize")
+    meta_batch = batch if harmonized else None
+    meta_cov = covariates if harmonized else None
+    explanation = explain(evaluation.model, X, batch=meta_batch, covariates=meta_cov)
+    oof = explain_out_of_fold(evaluation, X, batch=meta_batch, covariates=meta_cov)
+    contributions = top_contributions(oof, n=5, index=X.index)
+    identity = analysed[["case_id", "subject_id", "lesion_id", "scanner"]]
+    cases = identity.join(evaluation.predictions).join(contributions)
+    return explanation, oof, cases
+
+
+def _write_tables(
+    out: Path,
+    evaluation: Any,
+    external: Any,
+    harmonization: Any,
+    explanation: Any,
+    cases: pd.DataFrame,
+) -> dict[str, Path]:
+    from radharmony.explain import global_importance
+
+    files = {
+        "predictions": out / "predictions.csv",
+        "metrics": out / "metrics.csv",
+        "metrics_json": out / "metrics.json",
+        "coverage": out / "conformal_coverage.csv",
+        "shap_importance": out / "shap_importance.csv",
+    }
+    cases.to_csv(files["predictions"])
+    evaluation.metrics.to_csv(files["metrics"])
+    evaluation.coverage.to_csv(files["coverage"], index=False)
+    global_importance(explanation).to_csv(files["shap_importance"])
+    summary = {"cross_validation": evaluation.summary()}
+    if external is not None:
+        files["external_metrics"] = out / "metrics_leave_one_scanner_out.csv"
+        external.metrics.to_csv(files["external_metrics"])
+        summary["leave_one_scanner_out"] = external.summary()
+    files["metrics_json"].write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    if harmonization is not None:
+        for path in harmonization.save(out / "harmonization"):
+            files[f"harmonization_{path.stem}"] = path
+    if evaluation.volume_check is not None:
+        files["volume_correlations"] = out / "volume_correlations.csv"
+        evaluation.volume_check.correlations.to_csv(files["volume_correlations"])
+    return files
+
+
+def _save_model(
+    out: Path, evaluation: Any, X: pd.DataFrame, y: np.ndarray, config: StudyConfig
+) -> Path:
+    from radharmony.model import data_provenance, save_model
+
+    provenance = data_provenance(X, pd.Series(y, name=config.target), source=str(config.manifest))
+    provenance.update(
+        {
+            "target": config.target,
+            "classes": [str(c) for c in evaluation.classes],
+            "conformal_level": evaluation.conformal_level,
+            "conformal_thresholds": np.asarray(evaluation.conformal_thresholds).tolist(),
+        }
+    )
+    return save_model(evaluation.model, out / "model.skops", provenance=provenance)

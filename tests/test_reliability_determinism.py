@@ -1,0 +1,180 @@
+"""Determinism: same inputs and seed give bit-identical harmonised tables, CV results and SHAP.
+
+Every comparison is exact (no tolerance): a difference in the last bit fails.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn import config_context
+from sklearn.model_selection import StratifiedKFold, cross_validate
+from threadpoolctl import threadpool_limits
+
+from radharmony import build_pipeline, evaluate, explain, make_feature_table
+from radharmony.harmonize import ComBat, batch_scorer, default_harmonizer
+
+
+@pytest.fixture(scope="module")
+def cohort() -> pd.DataFrame:
+    return make_feature_table(120, n_features=12, seed=3)
+
+
+def _features(table: pd.DataFrame) -> pd.DataFrame:
+    features = table[[c for c in table.columns if c.startswith("f")]].copy()
+    features.attrs = {}
+    return features
+
+
+def _harmonised_tables(table: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    X, batch, cov = _features(table), table["scanner"], table[["age", "sex"]]
+    return {
+        "parametric": ComBat().fit_transform(X, batch=batch, covariates=cov),
+        "nonparametric": ComBat(parametric=False).fit_transform(X, batch=batch, covariates=cov),
+        "default": default_harmonizer().fit_transform(X, batch=batch, covariates=cov),
+    }
+
+
+def _evaluation(table: pd.DataFrame):
+    return evaluate(
+        _features(table),
+        table["label"],
+        batch=table["scanner"],
+        covariates=table[["age"]],
+        volume=table["lesion_volume_mm3"],
+        param_grid={"select__k": [5]},
+        cv=3,
+        inner_cv=2,
+        n_bootstrap=100,
+        random_state=5,
+    )
+
+
+def test_harmonised_tables_are_bit_identical_across_runs(cohort: pd.DataFrame) -> None:
+    first, second = _harmonised_tables(cohort), _harmonised_tables(cohort.copy())
+    for name in first:
+        pd.testing.assert_frame_equal(first[name], second[name], check_exact=True)
+    # The correction did something, so equal outputs are not an identity transform.
+    assert not np.array_equal(first["parametric"].to_numpy(), _features(cohort).to_numpy())
+
+
+def test_cv_results_are_bit_identical_across_runs(cohort: pd.DataFrame) -> None:
+    first, second = _evaluation(cohort), _evaluation(cohort.copy())
+    pd.testing.assert_frame_equal(first.predictions, second.predictions, check_exact=True)
+    pd.testing.assert_frame_equal(first.metrics, second.metrics, check_exact=True)
+    pd.testing.assert_frame_equal(first.coverage, second.coverage, check_exact=True)
+    assert first.best_params == second.best_params
+    assert first.volume_check.p_value == second.volume_check.p_value
+    for (train_a, test_a), (train_b, test_b) in zip(first.splits, second.splits, strict=True):
+        np.testing.assert_array_equal(train_a, train_b)
+        np.testing.assert_array_equal(test_a, test_b)
+    # The result is a real fit (not a constant): the simulated class signal is found.
+    assert first.metrics.loc["roc_auc", "estimate"] > 0.7
+
+
+@pytest.mark.parametrize("model", ["logistic_l2", "random_forest", "svm"])
+def test_shap_values_are_bit_identical_across_runs(cohort: pd.DataFrame, model: str) -> None:
+    X, y, batch = _features(cohort), cohort["label"], cohort["scanner"].to_numpy()
+    pipeline = build_pipeline(model, harmonize=ComBat(), n_features=5)
+    with threadpool_limits(limits=1), config_context(enable_metadata_routing=True):
+        pipeline.fit(X, y, batch=batch)
+    rows = slice(0, 20)
+    first = explain(pipeline, X.iloc[rows], batch=batch[rows], random_state=1)
+    second = explain(pipeline, X.iloc[rows].copy(), batch=batch[rows].copy(), random_state=1)
+    np.testing.assert_array_equal(first.values, second.values)
+    np.testing.assert_array_equal(first.base_values, second.base_values)
+    assert np.abs(first.values).sum() > 0
+
+
+def test_random_forest_and_its_shap_do_not_depend_on_n_jobs(cohort: pd.DataFrame) -> None:
+    X, y = _features(cohort), cohort["label"]
+    explanations, probabilities = [], []
+    for n_jobs in (1, 2):
+        pipeline = build_pipeline("random_forest", n_features=5)
+        pipeline.set_params(clf__estimator__n_jobs=n_jobs).fit(X, y)
+        probabilities.append(pipeline.predict_proba(X))
+        explanations.append(explain(pipeline, X.iloc[:15]).values)
+    np.testing.assert_array_equal(probabilities[0], probabilities[1])
+    np.testing.assert_array_equal(explanations[0], explanations[1])
+
+
+def test_harmonised_cross_validation_does_not_depend_on_n_jobs(cohort: pd.DataFrame) -> None:
+    X, y, batch = _features(cohort), cohort["label"], cohort["scanner"].to_numpy()
+    pipeline = build_pipeline(harmonize=default_harmonizer(), calibration=None)
+    folds = StratifiedKFold(3, shuffle=True, random_state=0)
+    scoring = {"auc": batch_scorer("roc_auc"), "log_loss": batch_scorer("neg_log_loss")}
+    runs = []
+    with config_context(enable_metadata_routing=True):
+        for n_jobs in (1, 2):
+            runs.append(
+                cross_validate(
+                    pipeline,
+                    X,
+                    y,
+                    cv=folds,
+                    scoring=scoring,
+                    params={"batch": batch},
+                    n_jobs=n_jobs,
+                    return_estimator=True,
+                )
+            )
+    for key in ("test_auc", "test_log_loss"):
+        np.testing.assert_array_equal(runs[0][key], runs[1][key])
+    for one, two in zip(runs[0]["estimator"], runs[1]["estimator"], strict=True):
+        first, second = one.named_steps["harmonize"], two.named_steps["harmonize"]
+        pd.testing.assert_frame_equal(
+            first.combat_.gamma_star_, second.combat_.gamma_star_, check_exact=True
+        )
+        assert first.selected_features_ == second.selected_features_
+    assert runs[0]["test_auc"].mean() > 0.7  # the class signal survives harmonisation
+
+
+_CHILD = textwrap.dedent(
+    """
+    import json, sys
+    import numpy as np
+    from radharmony import evaluate, make_feature_table
+    from radharmony.harmonize import default_harmonizer
+
+    table = make_feature_table(120, n_features=12, seed=3)
+    X = table[[c for c in table.columns if c.startswith("f")]].copy()
+    X.attrs = {}
+    harmonised = default_harmonizer().fit_transform(
+        X, batch=table["scanner"], covariates=table[["age", "sex"]]
+    )
+    result = evaluate(X, table["label"], batch=table["scanner"], volume=None, cv=3, inner_cv=2,
+                      param_grid={"select__k": [5]}, n_bootstrap=50, random_state=5)
+    np.savez(sys.argv[1], harmonised=harmonised.to_numpy(),
+             proba=result.predictions[["proba_0", "proba_1"]].to_numpy(),
+             metrics=result.metrics.to_numpy())
+    """
+)
+
+
+@pytest.mark.slow
+def test_results_do_not_depend_on_the_process_or_hash_seed(
+    tmp_path: Path, cohort: pd.DataFrame
+) -> None:
+    # String hashing (set/dict order of scanner names) is randomised per process: two fresh
+    # interpreters with different hash seeds must still agree bit for bit.
+    outputs = []
+    for seed in ("1", "2"):
+        out = tmp_path / f"run{seed}.npz"
+        env = {**os.environ, "PYTHONHASHSEED": seed, "OMP_NUM_THREADS": "1"}
+        subprocess.run([sys.executable, "-c", _CHILD, str(out)], check=True, env=env)
+        outputs.append(np.load(out))
+    for key in ("harmonised", "proba", "metrics"):
+        np.testing.assert_array_equal(outputs[0][key], outputs[1][key])
+    # ... and with this process, which has its own hash seed.
+    in_process = default_harmonizer().fit_transform(
+        _features(cohort), batch=cohort["scanner"], covariates=cohort[["age", "sex"]]
+    )
+    np.testing.assert_array_equal(outputs[0]["harmonised"], in_process.to_numpy())
+    assert np.isfinite(outputs[0]["proba"]).all()
