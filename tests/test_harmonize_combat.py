@@ -160,7 +160,7 @@ def test_transform_of_new_samples_is_the_fitted_model_not_a_refit(cohort: pd.Dat
 def test_synthetic_scanner_shifts_are_recovered(cohort: pd.DataFrame) -> None:
     X, batch = _features(cohort), cohort["scanner"]
     model = ComBat(eb=False).fit(X, batch=batch)
-    truth = cohort.attrs["truth"]["scanner_shift"]
+    truth = pd.DataFrame(cohort.attrs["truth"]["scanner_shift"]).T
     # gamma_hat is the scanner shift relative to the weighted mean, in pooled-SD units: its
     # between-scanner differences track the simulated shifts.
     estimated = model.gamma_hat_ * np.sqrt(model.var_pooled_)

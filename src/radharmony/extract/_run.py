@@ -190,11 +190,13 @@ def _largest_first(jobs: list[_CaseJob]) -> list[_CaseJob]:
 
 
 def _collect(stream: Any, total: int, progress: bool | None) -> list[_CaseResult]:
-    from tqdm.auto import tqdm
-
     show = total >= 10 if progress is None else progress
     results: list[_CaseResult] = []
-    with tqdm(total=total, desc="extracting", unit="case", disable=not show) as bar:
+    if not show:
+        return sorted(stream, key=lambda r: r.position)
+    from tqdm.auto import tqdm
+
+    with tqdm(total=total, desc="extracting", unit="case") as bar:
         for result in stream:
             results.append(result)
             bar.update(1)

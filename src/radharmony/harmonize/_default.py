@@ -130,7 +130,7 @@ class SelectiveComBat(DataFrameStateMixin, TransformerMixin, BaseEstimator):
             continuous=self.continuous,
             spline_covariates=self.spline_covariates,
             spline_knots=self.spline_knots,
-        ).fit(deskewed, batch=batch, covariates=covariates)
+        ).fit(pd.DataFrame(deskewed, columns=names), batch=batch, covariates=covariates)
         residual = deskewed - self.combat_._covariate_effect(batch, covariates, values.shape[0])
         table = _batch_effect_tests(residual, as_batch(batch, values.shape[0]), names)
         adjusted = np.asarray(self.combat_.gamma_star_.notna().all(axis=0))
