@@ -24,6 +24,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.preprocessing import PowerTransformer
 from sklearn.utils.validation import check_is_fitted
 
+from radharmony.errors import HarmonizationError
 from radharmony.harmonize._combat import ComBat
 from radharmony.harmonize._state import DataFrameStateMixin
 from radharmony.harmonize._validation import as_batch, as_feature_matrix
@@ -37,6 +38,15 @@ class SelectiveComBat(DataFrameStateMixin, TransformerMixin, BaseEstimator):
     alpha : float, default=0.05
         False-discovery rate of the per-feature Kruskal-Wallis test of a batch effect; only
         features below it are harmonised. ``alpha=1`` harmonises every feature.
+    strategy : {"auto", "selective", "all"}, default="auto"
+        ``"selective"`` corrects the features selected by the test; ``"all"`` corrects every
+        feature (plain ComBat after de-skewing). ``"auto"`` decides on the training rows only:
+        both variants are fitted on internal training folds and applied to the internal
+        held-out folds, and the variant whose held-out scanner prediction is closer to chance
+        is kept; full correction must win by more than the sampling noise of that accuracy. Selective correction protects weak,
+        scattered scanner effects from the estimation noise ComBat adds out of sample; full
+        correction is needed when the scanner effect reaches many features more weakly than
+        the per-feature test can detect.
     skew_threshold : float or None, default=1.0
         Features whose absolute training skewness exceeds this are Yeo-Johnson transformed
         (fitted on the training rows, applied to new rows). None disables the transform.
@@ -51,6 +61,11 @@ class SelectiveComBat(DataFrameStateMixin, TransformerMixin, BaseEstimator):
         Features that were Yeo-Johnson transformed.
     selected_features_ : list of str
         Features whose ComBat correction is applied.
+    strategy_ : str
+        ``"selective"`` or ``"all"``: the variant used (``strategy`` or the one ``"auto"`` chose).
+    strategy_check_ : pandas.DataFrame or None
+        With ``strategy="auto"``: held-out balanced accuracy of predicting the scanner from the
+        internal held-out rows for each variant (``strategy``, ``balanced_accuracy``, ``chance``).
     batch_effect_table_ : pandas.DataFrame
         One row per feature: ``feature``, ``skewness``, ``skewed``, ``kruskal_h``, ``p_value``,
         ``q_value``, ``selected`` (see ``data_dictionary/harmonization_selection.csv``).
@@ -68,6 +83,7 @@ class SelectiveComBat(DataFrameStateMixin, TransformerMixin, BaseEstimator):
     def __init__(
         self,
         alpha: float = 0.05,
+        strategy: str = "auto",
         skew_threshold: float | None = 1.0,
         parametric: bool = True,
         eb: bool = True,
@@ -79,6 +95,7 @@ class SelectiveComBat(DataFrameStateMixin, TransformerMixin, BaseEstimator):
         spline_knots: int = 5,
     ) -> None:
         self.alpha = alpha
+        self.strategy = strategy
         self.skew_threshold = skew_threshold
         self.parametric = parametric
         self.eb = eb
@@ -108,6 +125,10 @@ class SelectiveComBat(DataFrameStateMixin, TransformerMixin, BaseEstimator):
         SelectiveComBat
             The fitted estimator.
         """
+        if self.strategy not in ("auto", "selective", "all"):
+            raise HarmonizationError(
+                f"strategy must be 'auto', 'selective' or 'all', got {self.strategy!r}"
+            )
         values, names, _ = as_feature_matrix(X)
         names = names or [f"x{j}" for j in range(values.shape[1])]
         if names is not None and isinstance(X, pd.DataFrame):
@@ -121,20 +142,18 @@ class SelectiveComBat(DataFrameStateMixin, TransformerMixin, BaseEstimator):
         )
         self._center, self._scale, self.power_ = _fit_deskew(values[:, self._skewed])
         deskewed = self._deskew(values)
-        self.combat_ = ComBat(
-            parametric=self.parametric,
-            eb=self.eb,
-            mean_only=self.mean_only,
-            ref_batch=self.ref_batch,
-            categorical=self.categorical,
-            continuous=self.continuous,
-            spline_covariates=self.spline_covariates,
-            spline_knots=self.spline_knots,
-        ).fit(pd.DataFrame(deskewed, columns=names), batch=batch, covariates=covariates)
-        residual = deskewed - self.combat_._covariate_effect(batch, covariates, values.shape[0])
-        table = _batch_effect_tests(residual, as_batch(batch, values.shape[0]), names)
+        self.combat_ = self._combat().fit(
+            pd.DataFrame(deskewed, columns=names), batch=batch, covariates=covariates
+        )
+        table = self._selection_table(self.combat_, deskewed, batch, covariates, names)
         adjusted = np.asarray(self.combat_.gamma_star_.notna().all(axis=0))
-        table["selected"] = (table["q_value"] < self.alpha).to_numpy() & adjusted
+        self.strategy_check_ = None
+        self.strategy_ = self.strategy
+        if self.strategy == "auto":
+            self.strategy_check_ = self._strategy_check(deskewed, batch, covariates, names)
+            self.strategy_ = str(self.strategy_check_["chosen"].iloc[0])
+        selected = table["q_value"].to_numpy() < self.alpha
+        table["selected"] = (selected if self.strategy_ == "selective" else True) & adjusted
         table.insert(1, "skewness", skewness)
         table.insert(2, "skewed", self._skewed)
         self._selected = table["selected"].to_numpy()
@@ -201,6 +220,77 @@ class SelectiveComBat(DataFrameStateMixin, TransformerMixin, BaseEstimator):
         check_is_fitted(self, "combat_")
         return self.combat_.get_feature_names_out()
 
+    def _combat(self) -> ComBat:
+        return ComBat(
+            parametric=self.parametric,
+            eb=self.eb,
+            mean_only=self.mean_only,
+            ref_batch=self.ref_batch,
+            categorical=self.categorical,
+            continuous=self.continuous,
+            spline_covariates=self.spline_covariates,
+            spline_knots=self.spline_knots,
+        )
+
+    @staticmethod
+    def _selection_table(
+        combat: ComBat, deskewed: np.ndarray, batch: Any, covariates: Any, names: list[str]
+    ) -> pd.DataFrame:
+        residual = deskewed - combat._covariate_effect(batch, covariates, deskewed.shape[0])
+        return _batch_effect_tests(residual, as_batch(batch, deskewed.shape[0]), names)
+
+    def _strategy_check(
+        self, deskewed: np.ndarray, batch: Any, covariates: Any, names: list[str]
+    ) -> pd.DataFrame:
+        """Compare selective and full correction on internal held-out folds of the training rows."""
+        from sklearn.model_selection import StratifiedKFold
+
+        labels = as_batch(batch, deskewed.shape[0])
+        smallest = int(pd.Series(labels).value_counts().min())
+        n_splits = min(3, smallest)
+        chance = 1.0 / len(pd.unique(labels))
+        if n_splits < 2:
+            return pd.DataFrame(
+                {
+                    "strategy": ["selective"],
+                    "balanced_accuracy": [np.nan],
+                    "chance": [chance],
+                    "chosen": ["selective"],
+                }
+            )
+        held_out = {"selective": deskewed.copy(), "all": deskewed.copy()}
+        folds = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=0)
+        codes = pd.factorize(labels)[0]  # scikit-learn needs a plain class vector
+        for train, test in folds.split(deskewed, codes):
+            cov_train = None if covariates is None else _rows(covariates, train)
+            cov_test = None if covariates is None else _rows(covariates, test)
+            frame = pd.DataFrame(deskewed[train], columns=names)
+            combat = self._combat().fit(frame, batch=labels[train], covariates=cov_train)
+            corrected = np.asarray(
+                combat.transform(deskewed[test], batch=labels[test], covariates=cov_test)
+            )
+            tests = self._selection_table(combat, deskewed[train], labels[train], cov_train, names)
+            chosen = tests["q_value"].to_numpy() < self.alpha
+            held_out["all"][test] = corrected
+            held_out["selective"][test] = np.where(chosen, corrected, deskewed[test])
+        accuracy = {k: _scanner_accuracy(v, codes, n_splits) for k, v in held_out.items()}
+        # Full correction must be better by more than the accuracy's sampling noise (two
+        # binomial standard errors at chance level): it is the riskier variant out of sample.
+        # Accuracy *below* chance is also scanner information: out-of-sample ComBat over-corrects
+        # (it subtracts batch means estimated without the held-out rows), so the distance from
+        # chance is compared, not the accuracy itself.
+        margin = max(0.05, 2.0 * np.sqrt(chance * (1.0 - chance) / len(labels)))
+        distance = {k: abs(v - chance) for k, v in accuracy.items()}
+        winner = "all" if distance["all"] < distance["selective"] - margin else "selective"
+        return pd.DataFrame(
+            {
+                "strategy": list(accuracy),
+                "balanced_accuracy": list(accuracy.values()),
+                "chance": chance,
+                "chosen": winner,
+            }
+        )
+
     def _deskew(self, values: np.ndarray) -> np.ndarray:
         """Return ``values`` with the skewed columns robust-scaled and Yeo-Johnson transformed."""
         out = values.copy()
@@ -226,16 +316,41 @@ def default_harmonizer(**kwargs: Any) -> SelectiveComBat:
 
     Notes
     -----
-    Exact, all-feature ComBat is :class:`ComBat`. The default corrects only features with a
-    significant training-set scanner effect, after de-skewing, because correcting features
-    without one adds estimation noise that makes held-out data more separable by scanner.
+    Exact, all-feature ComBat is :class:`ComBat`. The default de-skews skewed features and then
+    lets the training rows decide, on internal held-out folds, between correcting only the
+    features with a significant scanner effect and correcting every feature
+    (``strategy="auto"``): correcting features without a real effect adds estimation noise that
+    makes held-out data more separable by scanner, while a scanner effect spread thinly over
+    many features needs full correction.
     """
     return SelectiveComBat(**kwargs)
 
 
+def _rows(covariates: Any, rows: np.ndarray) -> Any:
+    return covariates.iloc[rows] if isinstance(covariates, pd.DataFrame) else covariates[rows]
+
+
+def _scanner_accuracy(values: np.ndarray, labels: np.ndarray, n_splits: int) -> float:
+    """Cross-validated balanced accuracy of a linear classifier predicting the scanner."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    finite = np.where(np.isfinite(values), values, 0.0)
+    model = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000))
+    folds = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=1)
+    scores = cross_val_score(model, finite, labels, cv=folds, scoring="balanced_accuracy")
+    return float(np.mean(scores))
+
+
 def _skewness(values: np.ndarray) -> np.ndarray:
     """Return the sample skewness of each column (0 for constant columns)."""
-    with np.errstate(all="ignore"):
+    import warnings
+
+    # Near-constant columns make scipy warn about precision loss; their skewness is irrelevant.
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
         skew = stats.skew(values, axis=0, bias=False)
     return np.nan_to_num(np.asarray(skew, dtype=float))
 

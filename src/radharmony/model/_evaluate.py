@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -9,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from joblib import Memory
 from numpy.typing import ArrayLike, NDArray
 from sklearn import config_context
 from sklearn.base import clone
@@ -167,10 +169,14 @@ def evaluate(
     """
     # Many small fits: multi-threaded BLAS/OpenMP only adds contention, so threads are limited
     # for the duration of the call.
-    with threadpool_limits(limits=1):
+    with (
+        threadpool_limits(limits=1),
+        tempfile.TemporaryDirectory(prefix="radharmony-cv-") as cache_dir,
+    ):
         return _evaluate(
             features,
             target,
+            memory=Memory(cache_dir, verbose=0),
             groups=groups,
             batch=batch,
             covariates=covariates,
@@ -211,6 +217,7 @@ def _evaluate(
     n_bootstrap: int,
     volume_alpha: float,
     random_state: int,
+    memory: Memory | None = None,
     **pipeline_options: Any,
 ) -> EvaluationResult:
     """Body of :func:`evaluate` (same parameters)."""
@@ -227,6 +234,10 @@ def _evaluate(
     if harmonize and data.batch is None:
         raise ModelError("harmonize needs batch=: the scanner/protocol of each row")
     tune_pipe, final_pipe, grid = _pipelines(model, harmonize, param_grid, pipeline_options)
+    # Grid points and the calibrated refit share every step before selection: caching those
+    # fits (per training subset) avoids refitting the harmoniser for each grid point.
+    tune_pipe = clone(tune_pipe).set_params(memory=memory)
+    final_pipe = clone(final_pipe).set_params(memory=memory)
     if not hasattr(final_pipe, "predict_proba"):
         raise ModelError(
             f"model {model!r} gives no probabilities without calibration; pass "
@@ -283,6 +294,9 @@ def _evaluate(
         n_resamples=n_bootstrap,
         random_state=random_state,
     )
+    # The cache folder is temporary: fitted models must not point to it (nor be unsavable).
+    for fitted in [final_model, *fold_models]:
+        fitted.set_params(memory=None)
     result = EvaluationResult(
         predictions=predictions,
         metrics=metrics,
