@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         out=out,
         target="lesion_class",
         labels=cohort.ground_truth_path,
-        covariates=("age", "sex"),
+        covariates=("age",),  # the synthetic cohort gives sex no effect (see make_cohort)
         n_jobs=args.jobs,
         seed=args.seed,
         ibsi_data=Path(ibsi) if ibsi else None,

@@ -235,7 +235,7 @@ def _validate_ivh(settings: ExtractionSettings) -> None:
 
 def _settings_from_mapping(values: dict[str, Any]) -> ExtractionSettings:
     preset = values.pop("preset", "default")
-    if preset not in PRESETS:
+    if not isinstance(preset, str) or preset not in PRESETS:
         raise SettingsError(f"unknown settings preset {preset!r}; choose one of {sorted(PRESETS)}")
     base = PRESETS[preset]
     if not values:
@@ -252,8 +252,12 @@ def _settings_from_mapping(values: dict[str, Any]) -> ExtractionSettings:
             values[key] = tuple(values[key])
     try:
         return dataclasses.replace(base, **values)
-    except TypeError as err:
-        raise SettingsError(f"invalid settings: {err}") from err
+    except SettingsError:
+        raise
+    except (TypeError, ValueError) as err:
+        # A value of the wrong type (e.g. a word where a number is expected) fails deep in
+        # validation; say which settings were given.
+        raise SettingsError(f"invalid settings {sorted(values)}: {err}") from err
 
 
 def _read_settings_file(path: Path) -> Mapping[str, Any]:
