@@ -53,7 +53,8 @@ def _rendered_counts(report: Path, folder: Path) -> tuple[int, int, int]:
         "--dump-dom",
         probe.as_uri(),
     ]
-    dom = subprocess.run(command, capture_output=True, text=True, timeout=180).stdout
+    result = subprocess.run(command, capture_output=True, timeout=180)
+    dom = result.stdout.decode("utf-8", errors="replace")
     found = re.search(r"images=(\d+) loaded=(\d+) cards=(\d+)", dom)
     assert found, "the page did not finish loading"
     images, loaded, cards = (int(v) for v in found.groups())

@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{row.tag:<34} {row.reference:>12.6g} {row.tolerance:>10.4g} {value:>14}  {status}")
     print(summary_line(result, args.config))
     if args.json is not None:
-        args.json.write_text(json.dumps(_json_rows(result), indent=1))
+        args.json.write_text(json.dumps(_json_rows(result), indent=1), encoding="utf-8")
     return 1 if (result["status"] == "fail").any() else 0
 
 

@@ -60,7 +60,9 @@ def write_features(features: pd.DataFrame, path: str | Path) -> dict[str, Path]:
     if failures is None:
         failures = pd.DataFrame()
     failures.to_csv(paths["failures"], index=False)
-    paths["provenance"].write_text(json.dumps(provenance, indent=2, sort_keys=True) + "\n")
+    paths["provenance"].write_text(
+        json.dumps(provenance, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+    )
     return {"features": path, **paths}
 
 
@@ -82,7 +84,7 @@ def read_features(path: str | Path) -> pd.DataFrame:
     features.attrs = {}
     paths = sidecar_paths(path)
     if paths["provenance"].is_file():
-        features.attrs["provenance"] = json.loads(paths["provenance"].read_text())
+        features.attrs["provenance"] = json.loads(paths["provenance"].read_text(encoding="utf-8"))
     if paths["failures"].is_file() and paths["failures"].stat().st_size > 1:
         with contextlib.suppress(pd.errors.EmptyDataError):
             features.attrs["failures"] = pd.read_csv(paths["failures"])

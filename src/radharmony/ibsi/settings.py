@@ -266,7 +266,7 @@ def _read_settings_file(path: Path) -> Mapping[str, Any]:
     import yaml
 
     try:
-        content = yaml.safe_load(path.read_text())
+        content = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as err:
         raise SettingsError(f"settings file {path} is not valid YAML/JSON: {err}") from err
     if not isinstance(content, Mapping):

@@ -324,7 +324,9 @@ def _write_tables(
         files["external_metrics"] = out / "metrics_leave_one_scanner_out.csv"
         external.metrics.to_csv(files["external_metrics"])
         summary["leave_one_scanner_out"] = external.summary()
-    files["metrics_json"].write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    files["metrics_json"].write_text(
+        json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8"
+    )
     if harmonization is not None:
         for path in harmonization.save(out / "harmonization"):
             files[f"harmonization_{path.stem}"] = path
