@@ -7,6 +7,10 @@ beeswarm, bar and waterfall plots as matplotlib figures.
 
 from __future__ import annotations
 
+import sys
+import types
+from typing import Any
+
 from radharmony.explain._plots import plot_bar, plot_beeswarm, plot_waterfall
 from radharmony.explain._shap import explain
 from radharmony.explain._tables import (
@@ -26,3 +30,17 @@ __all__ = [
     "plot_waterfall",
     "top_contributions",
 ]
+
+
+class _CallableModule(types.ModuleType):
+    """This module, callable: ``radharmony.explain(model, X)`` is :func:`explain`.
+
+    The stage is both a module (``radharmony.explain.plot_bar``) and the function users call
+    most, so ``radharmony.explain`` works either way whatever was imported first.
+    """
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return explain(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

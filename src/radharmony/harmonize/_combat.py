@@ -191,14 +191,21 @@ class ComBat(DataFrameStateMixin, TransformerMixin, BaseEstimator):
                 "pass the same covariates to fit and transform, or to neither."
             )
         design, _ = _design.build_design(self._spec, codes, cov)
-        out = values.copy()
-        out[:, self._adjusted] = _engine.apply_combat(
-            values[:, self._adjusted],
-            codes,
-            design[:, self._spec.n_batch :],
-            self._fit,
-            self._spec.ref_index,
-        )
+        covariate_design = design[:, self._spec.n_batch :]
+        if np.all(self._adjusted):
+            # as_feature_matrix already returned a private copy: no second copy is needed.
+            out = _engine.apply_combat(
+                values, codes, covariate_design, self._fit, self._spec.ref_index
+            )
+        else:
+            out = values
+            out[:, self._adjusted] = _engine.apply_combat(
+                values[:, self._adjusted],
+                codes,
+                covariate_design,
+                self._fit,
+                self._spec.ref_index,
+            )
         if isinstance(X, pd.DataFrame):
             return pd.DataFrame(out, index=index, columns=X.columns)
         return out

@@ -188,17 +188,30 @@ def apply_combat(
     of the reference batch are returned unchanged, as in ComBat. Features not kept at fit are
     returned unchanged.
     """
-    out = X.copy()
-    Xk = X[:, est.kept]
-    covariate_effect = covariate_design @ est.beta_covariates
+    # In-place steps on one working array (same operations in the same order as the textbook
+    # formula, so results are unchanged) keep the peak memory near two copies of the data.
+    kept = np.asarray(est.kept)
+    adjusted = X[:, kept] if not kept.all() else X.copy()
+    covariate_effect = covariate_design @ est.beta_covariates if covariate_design.shape[1] else None
     sd = np.sqrt(est.var_pooled)
-    s_data = (Xk - est.grand_mean - covariate_effect) / sd
-    adjusted = (s_data - est.gamma_star[codes]) / np.sqrt(est.delta_star[codes])
-    adjusted = adjusted * sd + est.grand_mean + covariate_effect
+    adjusted -= est.grand_mean
+    if covariate_effect is not None:
+        adjusted -= covariate_effect
+    adjusted /= sd
+    for level in np.unique(codes):
+        rows = codes == level
+        adjusted[rows] = (adjusted[rows] - est.gamma_star[level]) / np.sqrt(est.delta_star[level])
+    adjusted *= sd
+    adjusted += est.grand_mean
+    if covariate_effect is not None:
+        adjusted += covariate_effect
     if ref_level is not None:
         ref_rows = codes == ref_level
-        adjusted[ref_rows] = Xk[ref_rows]
-    out[:, est.kept] = adjusted
+        adjusted[ref_rows] = X[np.ix_(ref_rows, kept)]
+    if kept.all():
+        return adjusted
+    out = X.copy()
+    out[:, kept] = adjusted
     return out
 
 
