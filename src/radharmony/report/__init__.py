@@ -79,7 +79,7 @@ def make_study_report(result: Any, *, title: str = "radharmony study report") ->
     report.add_section(
         "cases",
         "Cases",
-        case_table_body(result.cases) + case_cards_body(result.cases, result.oof_explanation),
+        case_cards_body(result.cases, result.oof_explanation) + case_table_body(result.cases),
     )
     report.add_section(
         "methods", "Methods (generated from the settings used)", methods_paragraph(result)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from radharmony.report._html import escape, figure_html, table_html
@@ -42,26 +43,71 @@ def case_cards_body(cases: pd.DataFrame, oof_explanation: Any, *, max_display: i
     oof_explanation : shap.Explanation
         Out-of-fold SHAP values, rows aligned with ``cases``.
     max_display : int
-        Contributions shown in each waterfall.
+        Contributions shown in each waterfall (the rest are summed in one bar).
     """
-    from radharmony.explain import plot_waterfall
+    import matplotlib.pyplot as plt
 
+    from radharmony.explain import class_slice
+
+    explained = class_slice(oof_explanation)
+    values = np.asarray(explained.values, dtype=float)
+    base = np.broadcast_to(np.asarray(explained.base_values, dtype=float), (len(values),))
+    names = [str(n) for n in explained.feature_names]
+    # One figure redrawn for every card: hundreds of cards stay quick to render.
+    figure = plt.figure(figsize=(6.0, 0.32 * (max_display + 2) + 0.8))
     cards = []
-    for position, (lesion, row) in enumerate(cases.iterrows()):
-        refer = bool(row["refer"])
-        css = "card refer" if refer else "card single"
-        status = "refer (not a single class)" if refer else "single class"
-        figure = plot_waterfall(oof_explanation, position, max_display=max_display)
-        figure.set_size_inches(5.5, 0.35 * max_display + 1.4)
-        cards.append(
-            f"<div class='{css}'><h4>{escape(lesion)}</h4>"
-            f"<p>scanner {escape(row['scanner'])} · true class <b>{escape(row['y_true'])}</b><br>"
-            f"predicted <b>{escape(row['y_pred'])}</b>, confidence {row['confidence']:.2f}<br>"
-            f"conformal set {{{escape(row['conformal_set'])}}} — {status}</p>"
-            f"{figure_html(figure, f'Top contributions for {lesion} (out of fold).', dpi=60)}"
-            "</div>"
-        )
+    try:
+        for position, (lesion, row) in enumerate(cases.iterrows()):
+            figure.clf()
+            _draw_waterfall(figure, values[position], float(base[position]), names, max_display)
+            refer = bool(row["refer"])
+            css = "card refer" if refer else "card single"
+            status = "refer (not a single class)" if refer else "single class"
+            caption = f"Top contributions for {lesion} (out of fold)."
+            cards.append(
+                f"<div class='{css}'><h4>{escape(lesion)}</h4>"
+                f"<p>scanner {escape(row['scanner'])} · true class <b>{escape(row['y_true'])}</b>"
+                f"<br>predicted <b>{escape(row['y_pred'])}</b>, confidence "
+                f"{row['confidence']:.2f}<br>conformal set {{{escape(row['conformal_set'])}}} — "
+                f"{status}</p>{figure_html(figure, caption, dpi=72, close=False, tight=False)}</div>"
+            )
+    finally:
+        plt.close(figure)
     return "<div class='cards'>" + "".join(cards) + "</div>"
+
+
+def _draw_waterfall(
+    figure: Any, contributions: np.ndarray, base: float, names: list[str], max_display: int
+) -> None:
+    """Draw a SHAP waterfall: from the base value, the largest contributions, then the rest."""
+    order = np.argsort(-np.abs(contributions))
+    shown = order[:max_display]
+    rest = float(contributions[order[max_display:]].sum())
+    labels = [names[j] for j in shown] + (
+        [f"{len(order) - len(shown)} other features"] if len(order) > len(shown) else []
+    )
+    steps = [float(contributions[j]) for j in shown] + ([rest] if len(order) > len(shown) else [])
+    axis = figure.add_subplot(1, 1, 1)
+    start = base
+    for k, step in enumerate(steps):
+        colour = "#d62728" if step > 0 else "#1f77b4"
+        axis.barh(k, step, left=start, color=colour, height=0.6)
+        axis.text(
+            start + step,
+            k,
+            f" {step:+.2f}",
+            va="center",
+            fontsize=7,
+            ha="left" if step > 0 else "right",
+        )
+        start += step
+    axis.set_yticks(range(len(labels)), labels, fontsize=7)
+    axis.invert_yaxis()
+    axis.axvline(base, color="grey", linewidth=0.8, linestyle="--")
+    axis.set_xlabel(f"model output (base {base:.2f} → {start:.2f})", fontsize=8)
+    axis.tick_params(axis="x", labelsize=7)
+    # Fixed margins: automatic layout costs more than drawing, for hundreds of cards.
+    figure.subplots_adjust(left=0.5, right=0.93, top=0.96, bottom=0.16)
 
 
 def case_table_body(cases: pd.DataFrame) -> str:
@@ -71,4 +117,7 @@ def case_table_body(cases: pd.DataFrame) -> str:
         for c in ("scanner", "y_true", "y_pred", "confidence", "conformal_set", "refer")
         if c in cases.columns
     ]
-    return table_html(cases[columns].reset_index())
+    return (
+        "<details><summary>Every case as a table</summary>"
+        f"{table_html(cases[columns].reset_index())}</details>"
+    )

@@ -15,7 +15,7 @@ body{font-family:system-ui,-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;m
 main{max-width:1180px;margin:0 auto;padding:24px}
 h1{font-size:1.7em;margin:.2em 0}h2{border-bottom:2px solid #d8dde3;padding-bottom:4px;
  margin-top:2em}h3{margin-bottom:.3em}
-section{background:#fff;border:1px solid #e1e5ea;border-radius:6px;padding:8px 20px 16px;
+section{background:#fff;border:1px solid #e1e5ea;border-radius:6px;padding:8px 20px 16px;overflow-x:auto;
  margin:18px 0}
 table{border-collapse:collapse;font-size:.88em;margin:8px 0}
 th,td{border:1px solid #d8dde3;padding:3px 8px;text-align:right}
@@ -49,13 +49,20 @@ def table_html(frame: pd.DataFrame, *, index: bool = False, float_format: str = 
     return frame.to_html(index=index, escape=True, formatters=formatters, border=0, na_rep="")
 
 
-def figure_html(figure: Any, caption: str = "", *, dpi: int = 110) -> str:
-    """Return a matplotlib figure embedded as a PNG data URI (no file, no network)."""
+def figure_html(
+    figure: Any, caption: str = "", *, dpi: int = 110, close: bool = True, tight: bool = True
+) -> str:
+    """Return a matplotlib figure embedded as a PNG data URI (no file, no network).
+
+    The figure is closed unless ``close`` is False (a figure redrawn for several images);
+    ``tight`` crops the white margins (slower).
+    """
     import matplotlib.pyplot as plt
 
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
-    plt.close(figure)
+    figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight" if tight else None)
+    if close:
+        plt.close(figure)
     data = base64.b64encode(buffer.getvalue()).decode("ascii")
     alt = escape(caption or "figure")
     caption_html = f"<figcaption>{escape(caption)}</figcaption>" if caption else ""
