@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import platform
 import traceback
 from dataclasses import dataclass, field
@@ -55,6 +56,8 @@ class _CaseJob:
     subject_id: str
     image: str
     mask: str
+    # Cache key (hash of both files and the run parameters), computed once, in the main process.
+    key: str | None = None
 
 
 def extract_features(
@@ -130,16 +133,17 @@ def extract_features(
     if backend not in ("loky", "dask"):
         raise ValueError(f"backend must be 'loky' or 'dask', got {backend!r}")
     run = _run_jobs_dask if backend == "dask" else _run_jobs
+    if cache is not None:
+        jobs = [dataclasses.replace(job, key=_key_or_none(job, fingerprint)) for job in jobs]
     # Cases already in the cache are read here: a resumed run then starts no worker for them.
-    cached = [_cached_result(job, fingerprint, cache) for job in jobs] if cache else []
-    done = [r for r in cached if r is not None]
-    todo = [job for job, r in zip(jobs, cached, strict=True) if r is None] if cache else jobs
+    cached = [_cached_result(job, cache) for job in jobs] if cache else [None] * len(jobs)
+    results = [r for r in cached if r is not None]
+    todo = [job for job, r in zip(jobs, cached, strict=True) if r is None]
     if todo:
-        done += run(
+        results += run(
             _largest_first(todo), resolved, options, fingerprint, cache, n_jobs, progress, scheduler
         )
-    results = done
-    results = sorted(results, key=lambda r: r.position)
+    results.sort(key=lambda r: r.position)
     features = _assemble(table, results)
     features.attrs["failures"] = _failure_table(results)
     features.attrs["provenance"] = provenance
@@ -163,12 +167,17 @@ def _provenance(settings: ExtractionSettings, options: dict, manifest: str) -> d
     }
 
 
-def _cached_result(job: _CaseJob, fingerprint: str, cache: Path) -> _CaseResult | None:
+def _key_or_none(job: _CaseJob, fingerprint: str) -> str | None:
     try:
-        key = _cache.case_key(job.image, job.mask, fingerprint)
+        return _cache.case_key(job.image, job.mask, fingerprint)
     except OSError:
         return None  # the worker reports the unreadable file
-    cached = _cache.load_cached(cache, key)
+
+
+def _cached_result(job: _CaseJob, cache: Path) -> _CaseResult | None:
+    if job.key is None:
+        return None
+    cached = _cache.load_cached(cache, job.key)
     if cached is None:
         return None
     failures = [dict(f) for f in cached.attrs.get("failures", [])]
@@ -280,8 +289,8 @@ def _process_case_unlimited(
     fingerprint: str,
     cache: Path | None,
 ) -> _CaseResult:
-    key = None
-    if cache is not None:
+    key = job.key
+    if cache is not None and key is None:
         try:
             key = _cache.case_key(job.image, job.mask, fingerprint)
         except OSError as err:
