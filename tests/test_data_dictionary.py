@@ -39,3 +39,11 @@ def test_every_extracted_column_is_described(
     missing = sorted(set(features.columns) - described - manifest_covariates)
     assert not missing, f"columns missing from data_dictionary/features.csv: {missing}"
     assert set(FAILURE_COLUMNS) == set(tables["failures"]["name"])
+
+
+def test_filtered_feature_grammar_is_the_generated_one(project_root: Path) -> None:
+    from radharmony.ibsi.filters.dictionary import filtered_feature_dictionary
+
+    written = pd.read_csv(project_root / "data_dictionary" / "filtered_features.csv", dtype=str)
+    generated = filtered_feature_dictionary().astype(str)
+    pd.testing.assert_frame_equal(written.fillna(""), generated.replace("nan", ""))

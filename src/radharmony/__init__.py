@@ -54,6 +54,7 @@ _LAZY_NAMES: dict[str, str] = {
     "evaluate": "radharmony.model",
     "load_model": "radharmony.model",
     "save_model": "radharmony.model",
+    "filter_image": "radharmony.ibsi.filters",
 }
 # Stage modules reachable as attributes (``radharmony.explain`` is callable: see its docs).
 _LAZY_MODULES = ("datasets", "explain", "harmonize", "model", "report", "study")
@@ -103,6 +104,7 @@ __all__ = [
     "evaluate",
     "explain",
     "extract_features",
+    "filter_image",
     "harmonization_report",
     "load_model",
     "make_cohort",

@@ -66,8 +66,10 @@ def compute_lesion_features(
     dict
         Feature column to value: ``<family>_<Feature>`` for pyradiomics' classes (e.g.
         ``glcm_JointEntropy``), the IBSI tag without dimension suffix for the other IBSI
-        families (e.g. ``ih_mean``, ``dzm_sde``). Every column is described in
-        ``data_dictionary/features.csv``.
+        families (e.g. ``ih_mean``, ``dzm_sde``), then ``<filter label>__<IBSI tag>`` for each
+        filter of ``settings.filters`` (e.g. ``log_sigma1p5mm_3D__stat_mean``). Every column
+        is described in ``data_dictionary/features.csv`` and
+        ``data_dictionary/filtered_features.csv``.
 
     Raises
     ------
@@ -114,6 +116,10 @@ def features_from_processed(
     if "shape_SurfaceArea" in values:
         mesh = (values["shape_SurfaceArea"], values["shape_MeshVolume"])
     values.update(native_features(lesion, settings, families, mesh))
+    if settings.filters:
+        from radharmony.ibsi.filters._features import filtered_features
+
+        values.update(filtered_features(lesion, settings))
     return values
 
 

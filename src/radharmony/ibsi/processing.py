@@ -11,13 +11,15 @@ processing.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
 from radharmony.errors import EmptyMaskError, GeometryMismatchError
+from radharmony.ibsi.filters import ImageFilter
 from radharmony.ibsi.settings import ExtractionSettings
 
 # Source voxels kept beyond the interpolation footprint. B-spline prefiltering is a recursive
@@ -59,6 +61,10 @@ class ProcessedLesion:
         it is (max - min) / bins); None for a single-valued ROI.
     settings : ExtractionSettings
         The settings that produced this lesion.
+    responses : mapping of str to numpy.ndarray
+        Response map of each filter of ``settings.filters`` (by its label) on the same crop,
+        computed from the processed (interpolated, rounded) intensities on a crop wide enough
+        for the filter's support, so that the crop does not change it.
     """
 
     intensities: np.ndarray
@@ -71,6 +77,7 @@ class ProcessedLesion:
     discretisation_lower_bound: float
     bin_width: float | None
     settings: ExtractionSettings
+    responses: Mapping[str, np.ndarray] = field(default_factory=dict)
 
     def to_image(self, array: np.ndarray) -> sitk.Image:
         """Return ``array`` (z, y, x) as a SimpleITK image on the processed grid."""
@@ -118,10 +125,7 @@ def process_lesion(
         raise EmptyMaskError("the lesion mask holds no voxels; check the label value")
     grids = _target_grids(image, settings)
     margins = _crop_margins(grids, settings)
-    windows = [
-        _axis_window(grid, low, high, settings.image_interpolator, margin)
-        for grid, (low, high), margin in zip(grids, bounds, margins, strict=True)
-    ]
+    windows = _filter_windows(grids, bounds, margins, settings)
     source = tuple(slice(w.source_start, w.source_stop) for w in windows)
     intensities = np.asarray(sitk.GetArrayViewFromImage(image)[source], dtype=np.float64)
     mask_values = np.asarray(mask_view[source] != 0, dtype=np.float64)
@@ -142,6 +146,9 @@ def process_lesion(
     lower_bound, bin_width, levels = _discretise(intensities, intensity_mask, settings)
     keep = _crop_slices(morphological, margins)
     spacing_zyx = [g.spacing for g in grids]
+    responses = {
+        f.label: _filter_response(f, intensities, spacing_zyx, keep) for f in settings.filters
+    }
     first_index_zyx = [
         w.first_position + g.ratio * k.start for w, g, k in zip(windows, grids, keep, strict=True)
     ]
@@ -156,6 +163,7 @@ def process_lesion(
         discretisation_lower_bound=lower_bound,
         bin_width=bin_width,
         settings=settings,
+        responses=responses,
     )
 
 
@@ -271,6 +279,75 @@ def _crop_margins(grids: list[_AxisGrid], settings: ExtractionSettings) -> list[
     from radharmony.ibsi.families.local_intensity import PEAK_RADIUS_MM
 
     return [max(1, math.ceil(PEAK_RADIUS_MM / grid.spacing)) for grid in grids]
+
+
+def _filter_windows(
+    grids: list[_AxisGrid],
+    bounds: list[tuple[int, int]],
+    margins: list[int],
+    settings: ExtractionSettings,
+) -> list[_AxisWindow]:
+    """Windows of the crop: the lesion with its margins, widened for the filters' support.
+
+    A filter's response inside the lesion then depends only on image voxels, and on its
+    boundary condition only where the image itself ends. A periodic boundary wraps around the
+    whole image, so an axis along which such a filter reaches the image edge is kept whole;
+    filters defined in the Fourier domain on the image grid keep every axis they filter whole.
+    """
+    widths = list(margins)
+    whole = [False] * len(grids)
+    for image_filter in settings.filters:
+        reach = image_filter.margins([g.spacing for g in grids])
+        for axis, (grid, (low, high), width) in enumerate(zip(grids, bounds, reach, strict=True)):
+            # the filter must see its reach around every kept voxel, margin included
+            widths[axis] = max(widths[axis], margins[axis] + width)
+            if width > 0 and image_filter.spans_image():
+                whole[axis] = True
+            elif image_filter.boundary == "periodic" and width > 0:
+                whole[axis] |= _reaches_edge(grid, low, high, margins[axis] + width)
+    return [
+        _axis_window(
+            grid, low, high, settings.image_interpolator, grid.size if whole_axis else width
+        )
+        for grid, (low, high), width, whole_axis in zip(grids, bounds, widths, whole, strict=True)
+    ]
+
+
+def _filter_response(
+    image_filter: ImageFilter,
+    intensities: np.ndarray,
+    spacing_zyx: list[float],
+    keep: tuple[slice, ...],
+) -> np.ndarray:
+    """Response of one filter on the region ``keep`` of the processed (wide) crop.
+
+    IBSI 2 filters the interpolated and rounded image, before re-segmentation and
+    discretisation (which use the unfiltered intensities). Each filter reads only the voxels
+    within its own reach of ``keep`` (the crop holds the widest reach of all filters).
+    """
+    reach = image_filter.margins(spacing_zyx)
+    window = []
+    for axis, (region, width) in enumerate(zip(keep, reach, strict=True)):
+        n = intensities.shape[axis]
+        start, stop = max(0, region.start - width), min(n, region.stop + width)
+        touches = start == 0 or stop == n
+        if width > 0 and (
+            image_filter.spans_image() or (image_filter.boundary == "periodic" and touches)
+        ):
+            start, stop = 0, n  # the crop holds the whole image along this axis
+        window.append(slice(start, stop))
+    response = image_filter.apply(intensities[tuple(window)], spacing_zyx)
+    inner = tuple(
+        slice(r.start - w.start, r.stop - w.start) for r, w in zip(keep, window, strict=True)
+    )
+    return response[inner]
+
+
+def _reaches_edge(grid: _AxisGrid, low: int, high: int, width: int) -> bool:
+    """Whether ``width`` target voxels around the lesion [low, high] reach the grid's edge."""
+    first = (low - grid.offset) / grid.ratio - width
+    last = (high - grid.offset) / grid.ratio + width
+    return first <= 0 or last >= grid.size - 1
 
 
 def _axis_window(

@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from radharmony.errors import SettingsError
+from radharmony.ibsi.filters._base import ImageFilter
+from radharmony.ibsi.filters._parse import resolve_filters
 
 # pyradiomics' feature classes, then the IBSI families computed by radharmony.ibsi.families.
 PYRADIOMICS_CLASSES: tuple[str, ...] = (
@@ -93,6 +95,15 @@ class ExtractionSettings:
     feature_classes : tuple of str
         Feature families to compute (subset of ``FEATURE_CLASSES``). By default every family
         except the opt-in ``"spatial_autocorrelation"`` (Moran's I, Geary's C).
+    filters : tuple of ImageFilter or mappings
+        IBSI 2 convolutional filters (see :mod:`radharmony.ibsi.filters`), each given as a
+        filter object or a mapping such as ``{"filter": "log", "sigma_mm": 1.5}``. Each is
+        applied per lesion to the interpolated and rounded image, before re-segmentation and
+        discretisation; its feature families (by default the 18 IBSI intensity statistics) are
+        computed on the response inside the re-segmented ROI, in columns
+        ``<filter label>__<IBSI tag>`` (e.g. ``log_sigma1p5mm_3D__stat_mean``). Texture and
+        histogram families of filtered images use a fixed bin number (``bin_count``), because
+        response maps have no calibrated intensity unit.
     """
 
     name: str = "custom"
@@ -111,6 +122,7 @@ class ExtractionSettings:
     ivh_bin_width: float = 1.0
     ivh_bin_count: int = 1000
     feature_classes: tuple[str, ...] = field(default=DEFAULT_FEATURE_CLASSES)
+    filters: tuple[ImageFilter, ...] = ()
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -152,8 +164,17 @@ class ExtractionSettings:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """Return the settings as a JSON-serialisable dict (tuples become lists)."""
-        return json.loads(json.dumps(dataclasses.asdict(self)))
+        """Return the settings as a JSON-serialisable dict (tuples become lists).
+
+        ``filters`` is left out when there are none, so that settings without filters keep
+        the cache keys and provenance they had before filters existed.
+        """
+        values = {
+            f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "filters"
+        }
+        if self.filters:
+            values["filters"] = [image_filter.to_dict() for image_filter in self.filters]
+        return json.loads(json.dumps(values))
 
     def fingerprint(self) -> str:
         """Return a stable SHA-256 hex digest of the settings (used as a cache key)."""
@@ -219,6 +240,7 @@ def _validate(settings: ExtractionSettings) -> None:
             f"unknown: {unknown}"
         )
     object.__setattr__(settings, "feature_classes", classes)
+    object.__setattr__(settings, "filters", resolve_filters(settings.filters, settings.dimension))
 
 
 def _validate_ivh(settings: ExtractionSettings) -> None:

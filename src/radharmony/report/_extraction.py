@@ -80,6 +80,11 @@ def settings_table(settings: dict[str, Any], versions: dict[str, str]) -> pd.Dat
         ),
         ("Feature families", ", ".join(settings.get("feature_classes", []))),
     ]
+    if settings.get("filters"):
+        from radharmony.ibsi.filters import filter_from_mapping
+
+        described = [filter_from_mapping(f).describe() for f in settings["filters"]]
+        rows.append(("Convolutional filters (IBSI 2)", "; ".join(described)))
     return pd.DataFrame(rows, columns=["item", "value"])
 
 
