@@ -28,6 +28,8 @@ from radharmony.ibsi.processing import process_lesion
 
 pytestmark = pytest.mark.shared
 WITH_MAPS = sorted(t for t, test in PHASE1_TESTS.items() if test.reference_map)
+# Gabor pooled over 3 planes and up to 16 orientations on the 64^3 phantoms: a few seconds each
+_SLOW = {"4.a.2", "4.b.2"}
 
 
 def _ibsi2(shared_data: Path) -> Path:
@@ -48,7 +50,10 @@ def test_every_published_reference_map_is_a_test(shared_data: Path) -> None:
     assert len(WITH_MAPS) == 33
 
 
-@pytest.mark.parametrize("test_id", WITH_MAPS)
+@pytest.mark.parametrize(
+    "test_id",
+    [pytest.param(t, marks=pytest.mark.slow) if t in _SLOW else t for t in WITH_MAPS],
+)
 def test_phase1_response_map(shared_data: Path, test_id: str) -> None:
     folder = _ibsi2(shared_data)
     result = check_response_map(
