@@ -198,3 +198,19 @@ def test_report_lists_the_filters_in_ibsi_terms() -> None:
         "Convolutional filters (IBSI 2)"
         not in settings_table(ExtractionSettings().to_dict(), {}).set_index("item").index
     )
+
+
+def test_non_finite_voxels_within_a_filters_reach_are_named() -> None:
+    from radharmony.errors import ImageReadError
+
+    image, masks = _case()
+    array = sitk.GetArrayFromImage(image)
+    array[11, 24, 40] = np.nan  # 9 voxels (7 mm) from the central lesion's edge
+    holed = sitk.GetImageFromArray(array)
+    holed.CopyInformation(image)
+    common = {"resampled_spacing": None, "feature_classes": ("statistics",)}
+    near = ExtractionSettings(**common, filters=({"filter": "mean", "support": 3},))
+    assert np.isfinite(list(compute_lesion_features(holed, masks[1], near).values())).all()
+    far = ExtractionSettings(**common, filters=({"filter": "log", "sigma_mm": 3},))
+    with pytest.raises(ImageReadError, match="1 NaN or infinite voxel.*log_sigma3mm_3D"):
+        compute_lesion_features(holed, masks[1], far)

@@ -18,7 +18,7 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-from radharmony.errors import EmptyMaskError, GeometryMismatchError
+from radharmony.errors import EmptyMaskError, GeometryMismatchError, ImageReadError
 from radharmony.ibsi.filters import ImageFilter
 from radharmony.ibsi.settings import ExtractionSettings
 
@@ -336,7 +336,16 @@ def _filter_response(
         ):
             start, stop = 0, n  # the crop holds the whole image along this axis
         window.append(slice(start, stop))
-    response = image_filter.apply(intensities[tuple(window)], spacing_zyx)
+    values = intensities[tuple(window)]
+    bad = int(values.size - np.count_nonzero(np.isfinite(values)))
+    if bad:
+        raise ImageReadError(
+            f"the image has {bad} NaN or infinite voxel(s) within the reach of filter "
+            f"{image_filter.label} around the lesion (the whole image along the filtered axes "
+            "for Fourier-domain filters); replace them (e.g. by the background value) before "
+            "extraction"
+        )
+    response = image_filter.apply(values, spacing_zyx)
     inner = tuple(
         slice(r.start - w.start, r.stop - w.start) for r, w in zip(keep, window, strict=True)
     )
