@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "IBSI chapter 1 (--config): extract features from an IBSI benchmark image with one "
             "IBSI configuration and compare every value of an IBSI reference CSV (reference "
             "value;tolerance;tag). IBSI chapter 2 phase 1 (--filter-test): filter a digital "
-            "phantom and compare with the consensus response map (every voxel within 1 %% of "
+            "phantom and compare with the consensus response map (every voxel within 1 % of "
             "the map's range). IBSI chapter 2 phase 2 (--ibsi2-config A|B): the 18 intensity "
             "statistics of the 9 filter configurations on the CT radiomics phantom, compared "
             "with a reference CSV (filter_id;feature;feature_tag;consensus_value;tolerance). "
