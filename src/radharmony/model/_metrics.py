@@ -229,7 +229,7 @@ def _metric_vector(
         slope, intercept = _calibration_slope_intercept(positive, proba[:, 1])
         ece = _expected_calibration_error(positive, proba[:, 1], n_bins)
     else:
-        auc = np.nanmean([binary_auc(onehot[:, k], proba[:, k]) for k in range(n_classes)])
+        auc = float(np.nanmean([binary_auc(onehot[:, k], proba[:, k]) for k in range(n_classes)]))
         sensitivity, spec = np.nanmean(recall), float(np.mean(specificity))
         brier = float(np.mean(np.sum((proba - onehot) ** 2, axis=1)))
         slopes = np.array(
