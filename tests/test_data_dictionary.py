@@ -39,3 +39,20 @@ def test_every_extracted_column_is_described(
     missing = sorted(set(features.columns) - described - manifest_covariates)
     assert not missing, f"columns missing from data_dictionary/features.csv: {missing}"
     assert set(FAILURE_COLUMNS) == set(tables["failures"]["name"])
+
+
+def test_bids_manifest_columns_are_described(project_root: Path, tmp_path: Path) -> None:
+    import json
+
+    from radharmony.io import read_bids
+
+    anat = tmp_path / "sub-1" / "anat"
+    masks = tmp_path / "derivatives" / "m" / "sub-1" / "anat"
+    for folder, name in ((anat, "sub-1_T1w.nii.gz"), (masks, "sub-1_desc-x_mask.nii.gz")):
+        folder.mkdir(parents=True)
+        (folder / name).write_bytes(b"")
+    (tmp_path / "dataset_description.json").write_text(json.dumps({"Name": "x"}))
+    (tmp_path / "T1w.json").write_text(json.dumps({"Manufacturer": "Acme"}))
+    table = read_bids(tmp_path)
+    described = set(_dictionary(project_root)["bids_manifest"]["name"])
+    assert set(table.columns) == described
