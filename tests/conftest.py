@@ -1,7 +1,9 @@
 """Shared test fixtures.
 
 Reference data live in ``../shared/data`` beside the project root; tests that need them use the
-``shared_data`` fixture, which skips cleanly when the folder is absent.
+``shared_data`` fixture, which skips cleanly when the folder is absent, and are marked ``shared``
+(the marker is added here to every test that uses the fixture, so ``-m "not shared"`` selects the
+tests that run anywhere). Small licensed files every clone has live in ``tests/data``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,14 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(
     os.environ.get("RADHARMONY_SHARED_DATA", PROJECT_ROOT.parent / "shared" / "data")
 )
+TEST_DATA = Path(__file__).resolve().parent / "data"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that needs ``../shared`` as ``shared``, whatever its author wrote."""
+    for item in items:
+        if "shared_data" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.shared)
 
 
 @pytest.fixture(scope="session")
@@ -23,6 +33,16 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"reference data not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def ibsi_digital_phantom() -> tuple[Path, Path, Path]:
+    """The IBSI digital phantom embedded in ``tests/data`` (CC BY 4.0, see its README).
+
+    Returns the image, the mask and the reference-value CSV.
+    """
+    folder = TEST_DATA / "ibsi_digital_phantom"
+    return folder / "phantom.nii.gz", folder / "mask.nii.gz", folder / "ibsi_1_dig_phantom.csv"
 
 
 @pytest.fixture(scope="session")

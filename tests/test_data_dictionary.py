@@ -47,3 +47,20 @@ def test_filtered_feature_grammar_is_the_generated_one(project_root: Path) -> No
     written = pd.read_csv(project_root / "data_dictionary" / "filtered_features.csv", dtype=str)
     generated = filtered_feature_dictionary().astype(str)
     pd.testing.assert_frame_equal(written.fillna(""), generated.replace("nan", ""))
+
+
+def test_bids_manifest_columns_are_described(project_root: Path, tmp_path: Path) -> None:
+    import json
+
+    from radharmony.io import read_bids
+
+    anat = tmp_path / "sub-1" / "anat"
+    masks = tmp_path / "derivatives" / "m" / "sub-1" / "anat"
+    for folder, name in ((anat, "sub-1_T1w.nii.gz"), (masks, "sub-1_desc-x_mask.nii.gz")):
+        folder.mkdir(parents=True)
+        (folder / name).write_bytes(b"")
+    (tmp_path / "dataset_description.json").write_text(json.dumps({"Name": "x"}))
+    (tmp_path / "T1w.json").write_text(json.dumps({"Manufacturer": "Acme"}))
+    table = read_bids(tmp_path)
+    described = set(_dictionary(project_root)["bids_manifest"]["name"])
+    assert set(table.columns) == described

@@ -1,4 +1,8 @@
-"""IBSI compliance on the IBSI chapter 1 benchmark: the digital phantom and the lung CT phantom."""
+"""IBSI compliance on the IBSI chapter 1 benchmark: the digital phantom and the lung CT phantom.
+
+The digital phantom and its reference values are embedded in ``tests/data`` (CC BY 4.0), so its
+checks run on any clone; the lung CT phantom comes from ``../shared`` (tests marked ``shared``).
+"""
 
 from __future__ import annotations
 
@@ -78,16 +82,6 @@ _REFERENCE_CDE = {
 }
 
 
-def _phantom(shared_data: Path) -> tuple[Path, Path, Path]:
-    root = shared_data / "ibsi"
-    folder = root / "ibsi_1_digital_phantom" / "nifti"
-    return (
-        folder / "image" / "phantom.nii.gz",
-        folder / "mask" / "mask.nii.gz",
-        root / "reference_values" / "ibsi_1_dig_phantom.csv",
-    )
-
-
 def _ct(shared_data: Path, config: str) -> tuple[Path, Path, Path]:
     root = shared_data / "ibsi"
     folder = root / "ibsi_1_ct_radiomics_phantom" / "nifti"
@@ -109,8 +103,8 @@ def _assert_compliant(result: pd.DataFrame, config: str) -> None:
     )
 
 
-def test_digital_phantom_has_no_failure(shared_data: Path) -> None:
-    image, mask, reference = _phantom(shared_data)
+def test_digital_phantom_has_no_failure(ibsi_digital_phantom: tuple[Path, Path, Path]) -> None:
+    image, mask, reference = ibsi_digital_phantom
     result = check_compliance(image, mask, "digital_phantom", reference)
     _assert_compliant(result, "digital_phantom")
     values = result.set_index("tag")["value"]
@@ -126,6 +120,7 @@ def test_digital_phantom_has_no_failure(shared_data: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.shared
 @pytest.mark.parametrize("config", ["A", "B"])
 def test_ct_phantom_configurations_a_b_have_no_failure(shared_data: Path, config: str) -> None:
     image, mask, reference = _ct(shared_data, config)
@@ -139,6 +134,7 @@ def test_ct_phantom_configurations_a_b_have_no_failure(shared_data: Path, config
 
 
 @pytest.mark.slow
+@pytest.mark.shared
 @pytest.mark.parametrize("config", ["C", "D", "E"])
 def test_ct_phantom_configurations_c_d_e_match_manual_values(
     shared_data: Path, config: str, tmp_path: Path
@@ -160,9 +156,9 @@ def test_read_reference_skips_blank_values_and_keeps_precision(tmp_path: Path) -
 
 
 def test_tolerance_zero_means_agreement_to_printed_digits(
-    shared_data: Path, tmp_path: Path
+    ibsi_digital_phantom: tuple[Path, Path, Path], tmp_path: Path
 ) -> None:
-    image, mask, _ = _phantom(shared_data)
+    image, mask, _ = ibsi_digital_phantom
     reference = tmp_path / "ref.csv"
     # digital phantom mean intensity is 159/74 = 2.1486...
     reference.write_text(
@@ -178,9 +174,11 @@ def test_tolerance_zero_means_agreement_to_printed_digits(
 
 
 def test_cli_reports_rows_summary_json_and_exit_code(
-    shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ibsi_digital_phantom: tuple[Path, Path, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    image, mask, reference = _phantom(shared_data)
+    image, mask, reference = ibsi_digital_phantom
     out = tmp_path / "out.json"
     argv = ["ibsi-check", "--image", str(image), "--mask", str(mask)]
     argv += ["--config", "digital_phantom", "--reference", str(reference), "--json", str(out)]
@@ -200,8 +198,10 @@ def test_cli_reports_rows_summary_json_and_exit_code(
     assert by_tag["morph_com"]["value"] == pytest.approx(0.672, abs=0.004)
 
 
-def test_cli_exits_1_when_a_computed_value_fails(shared_data: Path, tmp_path: Path) -> None:
-    image, mask, reference = _phantom(shared_data)
+def test_cli_exits_1_when_a_computed_value_fails(
+    ibsi_digital_phantom: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    image, mask, reference = ibsi_digital_phantom
     table = pd.read_csv(reference, sep=";", dtype=str, keep_default_na=False)
     table.loc[table["tag"] == "morph_volume", "reference value"] = "600"
     broken = tmp_path / "broken.csv"

@@ -67,11 +67,9 @@ def test_every_returned_column_is_in_the_dictionary(dictionary: pd.DataFrame, pr
 
 
 def test_ibsi_tags_and_codes_are_those_of_the_reference_sets(
-    dictionary: pd.DataFrame, shared_data: Path
+    dictionary: pd.DataFrame, ibsi_digital_phantom: tuple[Path, Path, Path]
 ) -> None:
-    reference = pd.read_csv(
-        shared_data / "ibsi" / "reference_values" / "ibsi_1_dig_phantom.csv", sep=";"
-    )
+    reference = pd.read_csv(ibsi_digital_phantom[2], sep=";")
     tagged = dictionary[dictionary["ibsi_tag"] != ""]
     assert set(tagged["ibsi_tag"]) <= set(reference["tag"])
     assert all(re.fullmatch(r"[0-9A-Z]{4}", code) for code in tagged["ibsi_code"])

@@ -44,18 +44,19 @@ def _failures(features: dict[str, float], reference: dict[str, tuple[float, floa
     return out
 
 
-def _read(folder: Path) -> tuple[np.ndarray, np.ndarray, tuple[float, float, float]]:
+def _read(image_path: Path, mask_path: Path) -> tuple[np.ndarray, np.ndarray, tuple[float, ...]]:
     sitk = pytest.importorskip("SimpleITK")
-    image = sitk.ReadImage(str(folder / "nifti" / "image" / "phantom.nii.gz"))
-    mask = sitk.ReadImage(str(folder / "nifti" / "mask" / "mask.nii.gz"))
+    image = sitk.ReadImage(str(image_path))
+    mask = sitk.ReadImage(str(mask_path))
     spacing = tuple(float(s) for s in image.GetSpacing()[::-1])
     return sitk.GetArrayFromImage(image).astype(float), sitk.GetArrayFromImage(mask) > 0, spacing
 
 
 @pytest.fixture(scope="module")
-def digital_phantom(shared_data: Path) -> dict[str, object]:
-    image, mask, spacing = _read(shared_data / "ibsi" / "ibsi_1_digital_phantom")
-    reference = _reference(shared_data / "ibsi" / "reference_values" / "ibsi_1_dig_phantom.csv")
+def digital_phantom(ibsi_digital_phantom: tuple[Path, Path, Path]) -> dict[str, object]:
+    image_path, mask_path, reference_path = ibsi_digital_phantom
+    image, mask, spacing = _read(image_path, mask_path)
+    reference = _reference(reference_path)
     return {"image": image, "mask": mask, "spacing": spacing, "reference": reference}
 
 
@@ -88,8 +89,12 @@ def test_digital_phantom_covers_every_reference_tag(digital_phantom: dict) -> No
 
 
 @pytest.mark.slow
+@pytest.mark.shared
 def test_ct_phantom_configuration_a(shared_data: Path) -> None:
-    image, mask, spacing = _read(shared_data / "ibsi" / "ibsi_1_ct_radiomics_phantom")
+    folder = shared_data / "ibsi" / "ibsi_1_ct_radiomics_phantom" / "nifti"
+    image, mask, spacing = _read(
+        folder / "image" / "phantom.nii.gz", folder / "mask" / "mask.nii.gz"
+    )
     intensity_mask = mask & (image >= -500) & (image <= 400)
     levels = np.zeros(image.shape, dtype=int)
     levels[intensity_mask] = np.floor((image[intensity_mask] + 500) / 25).astype(int) + 1

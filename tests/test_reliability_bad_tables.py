@@ -99,7 +99,7 @@ def test_constant_columns_do_not_change_the_selection_of_the_others(table: pd.Da
     padded = default_harmonizer().fit(X.assign(zero=0.0, one=1.0), batch=batch)
     tested = padded.batch_effect_table_.set_index("feature")
     pd.testing.assert_series_equal(
-        tested.loc[X.columns, "q_value"],
+        tested.loc[X.columns, "q_value"].rename_axis("feature"),
         plain.batch_effect_table_.set_index("feature")["q_value"],
         check_exact=True,
     )

@@ -154,6 +154,12 @@ def test_pickle_files_are_refused_unopened(tmp_path: Path, writer: str) -> None:
 # --- legitimate models still load; saving is atomic ------------------------------------------
 
 
+def _sklearn_at_least(major: int, minor: int) -> bool:
+    import sklearn
+
+    return tuple(int(p) for p in sklearn.__version__.split(".")[:2]) >= (major, minor)
+
+
 @pytest.fixture(scope="module")
 def harmonised_model():
     table = make_feature_table(80, n_features=10, seed=4)
@@ -164,7 +170,8 @@ def harmonised_model():
         "gradient_boosting",
         harmonize=default_harmonizer(),
         selection="mrmr",
-        calibration="temperature",
+        # temperature scaling (scikit-learn >= 1.8) adds its own types; isotonic before that
+        calibration="temperature" if _sklearn_at_least(1, 8) else "isotonic",
         n_features=5,
     )
     with threadpool_limits(limits=1), config_context(enable_metadata_routing=True):

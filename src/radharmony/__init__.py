@@ -34,7 +34,14 @@ from radharmony.ibsi import (
     compute_lesion_features,
     process_lesion,
 )
-from radharmony.io import check_geometry, read_image, read_manifest
+from radharmony.io import (
+    check_geometry,
+    read_bids,
+    read_dicom_mask,
+    read_image,
+    read_manifest,
+    write_bids_derivatives,
+)
 from radharmony.lesions import split_lesions
 
 # Public names provided on first access, and the module that defines each.
@@ -110,10 +117,13 @@ __all__ = [
     "make_cohort",
     "make_feature_table",
     "process_lesion",
+    "read_bids",
+    "read_dicom_mask",
     "read_features",
     "read_image",
     "read_manifest",
     "save_model",
     "split_lesions",
+    "write_bids_derivatives",
     "write_features",
 ]

@@ -68,13 +68,19 @@ class LesionSet:
 
 
 def split_lesions(
-    mask: sitk.Image, *, connectivity: int = 26, min_voxels: int = 1, name: str = "mask"
+    mask: sitk.Image,
+    *,
+    connectivity: int = 26,
+    min_voxels: int = 1,
+    name: str = "mask",
+    multi_label: bool | None = None,
 ) -> LesionSet:
     """Split a mask into lesions.
 
     A mask whose non-zero voxels all hold one value is binary: each connected component is a
     lesion. A mask with several non-zero values is multi-label: each value is one lesion,
-    whether or not its voxels are connected.
+    whether or not its voxels are connected. ``multi_label=True`` reads every mask as
+    multi-label (one lesion per value, even when there is one value), as for DICOM ROIs.
 
     Parameters
     ----------
@@ -84,6 +90,9 @@ def split_lesions(
         Neighbourhood that connects voxels of a binary mask into one component.
     min_voxels : int
         Lesions with fewer voxels are dropped (and counted in ``dropped``).
+    multi_label : bool, optional
+        True: one lesion per label value whatever their number. None: decided by the number of
+        values, as above.
     name : str
         Name of the mask (file path) for error messages.
 
@@ -109,7 +118,7 @@ def split_lesions(
         raise EmptyMaskError(
             f"{name} is empty (no non-zero voxel); check that the segmentation was saved"
         )
-    if present.size == 1:
+    if present.size == 1 and not multi_label:
         structure = ndimage.generate_binary_structure(3, _STRUCTURE_RANK[connectivity])
         labels, _count = ndimage.label(values != 0, structure=structure)
         mode = "components"

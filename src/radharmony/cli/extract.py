@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -19,7 +20,39 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "they are listed in <out>.failures.csv."
         ),
     )
-    parser.add_argument("manifest", type=Path, help="CSV with subject_id, image, mask, scanner")
+    parser.add_argument(
+        "manifest",
+        type=Path,
+        nargs="?",
+        help="CSV with subject_id, image, mask, scanner (or give --bids ROOT)",
+    )
+    bids = parser.add_argument_group("BIDS input (instead of a manifest)")
+    bids.add_argument(
+        "--bids", type=Path, metavar="ROOT", help="build the manifest from a BIDS dataset"
+    )
+    bids.add_argument(
+        "--bids-suffix",
+        action="append",
+        metavar="SUFFIX",
+        help="modality to take (T1w, FLAIR, ...); repeat for several; default: all",
+    )
+    bids.add_argument(
+        "--bids-derivatives",
+        metavar="NAME",
+        help="derivatives dataset holding the masks (default: the only one with masks)",
+    )
+    bids.add_argument(
+        "--bids-mask",
+        action="append",
+        metavar="KEY=VALUE",
+        help="entity a mask must have, e.g. desc=lesion; repeat for several",
+    )
+    bids.add_argument(
+        "--bids-out",
+        type=Path,
+        metavar="DIR",
+        help="also write the features as a BIDS derivatives dataset in DIR",
+    )
     parser.add_argument("--out", type=Path, required=True, help="output table (.parquet or .csv)")
     parser.add_argument("--jobs", type=int, default=1, help="worker processes (-1: all cores)")
     parser.add_argument(
@@ -45,10 +78,11 @@ def default_cache_dir(out: Path) -> Path:
 def run(args: argparse.Namespace) -> int:
     """Run ``radharmony extract``."""
     from radharmony.extract import extract_features, write_features
+    from radharmony.io import write_bids_derivatives
 
     cache = None if args.no_cache else (args.cache_dir or default_cache_dir(args.out))
     features = extract_features(
-        args.manifest,
+        _manifest(args),
         settings=args.settings,
         n_jobs=args.jobs,
         cache_dir=cache,
@@ -59,6 +93,9 @@ def run(args: argparse.Namespace) -> int:
     print(summary_line(features))
     print(f"features: {paths['features']}")
     print(f"failures: {paths['failures']}")
+    if args.bids_out is not None:
+        write_bids_derivatives(features, args.bids_out, source=args.bids)
+        print(f"BIDS derivatives: {args.bids_out}")
     failures = features.attrs["failures"]
     if len(failures):
         print(
@@ -67,6 +104,30 @@ def run(args: argparse.Namespace) -> int:
         )
         return 1 if args.strict else 0
     return 0
+
+
+def _manifest(args: argparse.Namespace) -> Any:
+    from radharmony.errors import ManifestError
+    from radharmony.io import read_bids
+
+    if (args.manifest is None) == (args.bids is None):
+        raise ManifestError("give either a manifest CSV or --bids ROOT (one of them)")
+    if args.bids is None:
+        if args.bids_out is not None:
+            raise ManifestError("--bids-out writes BIDS derivatives of a --bids dataset only")
+        return args.manifest
+    entities = {}
+    for item in args.bids_mask or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key or not value:
+            raise ManifestError(f"--bids-mask {item!r}: write it as KEY=VALUE, e.g. desc=lesion")
+        entities[key.strip()] = value.strip()
+    return read_bids(
+        args.bids,
+        suffixes=args.bids_suffix,
+        derivatives=args.bids_derivatives,
+        mask_entities=entities,
+    )
 
 
 def summary_line(features) -> str:  # noqa: ANN001 - a feature DataFrame

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -87,7 +87,10 @@ def run(args: argparse.Namespace) -> int:
     feature_names = _feature_columns(table, args.batch, covariate_names, args.feature_regex)
     if not feature_names:
         raise HarmonizationError(f"no numeric feature columns found in {args.features}.")
-    options = {"parametric": not args.nonparametric, "ref_batch": _ref_batch(table, args)}
+    options: dict[str, Any] = {
+        "parametric": not args.nonparametric,
+        "ref_batch": _ref_batch(table, args),
+    }
     model = ComBat(**options) if args.method == "combat" else default_harmonizer(**options)
     covariates = table[covariate_names] if covariate_names else None
     batch = table[args.batch].to_numpy()

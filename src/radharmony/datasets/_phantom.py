@@ -78,12 +78,14 @@ class Scanner:
     @property
     def size(self) -> tuple[int, int, int]:
         """Grid size ``(x, y, z)`` covering the field of view."""
-        return tuple(int(round(f / s)) for f, s in zip(FOV_MM, self.spacing, strict=True))
+        nx, ny, nz = (int(round(f / s)) for f, s in zip(FOV_MM, self.spacing, strict=True))
+        return nx, ny, nz
 
     @property
     def origin(self) -> tuple[float, float, float]:
         """Physical position of voxel (0, 0, 0), chosen so the grid is centred on the origin."""
-        return tuple(-(n - 1) * s / 2.0 for n, s in zip(self.size, self.spacing, strict=True))
+        x, y, z = (-(n - 1) * s / 2.0 for n, s in zip(self.size, self.spacing, strict=True))
+        return x, y, z
 
 
 @dataclass(frozen=True)
@@ -205,10 +207,11 @@ def place_lesions(
 
 def physical_grid_axes(scanner: Scanner) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Physical coordinates (mm) of the voxel centres along x, y and z."""
-    return tuple(
+    x, y, z = (
         o + s * np.arange(n)
         for o, s, n in zip(scanner.origin, scanner.spacing, scanner.size, strict=True)
     )
+    return x, y, z
 
 
 def lesion_box(shape: LesionShape, scanner: Scanner) -> tuple[slice, slice, slice]:
@@ -220,7 +223,7 @@ def lesion_box(shape: LesionShape, scanner: Scanner) -> tuple[slice, slice, slic
         start = max(int(np.floor(low / scanner.spacing[axis])), 0)
         stop = min(int(np.ceil(high / scanner.spacing[axis])) + 1, scanner.size[axis])
         slices.append(slice(start, stop))
-    return tuple(slices)
+    return slices[0], slices[1], slices[2]
 
 
 def lesion_inside(shape: LesionShape, scanner: Scanner, box: tuple[slice, ...]) -> np.ndarray:

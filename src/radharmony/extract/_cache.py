@@ -22,9 +22,9 @@ def file_digest(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def case_key(image: str, mask: str, run_fingerprint: str) -> str:
-    """Return the cache key of one case: image bytes, mask bytes and extraction parameters."""
-    parts = [file_digest(image), file_digest(mask), run_fingerprint]
+def case_key(image: str, mask: str, run_fingerprint: str, rois: str = "") -> str:
+    """Return the cache key of one case: image bytes, mask bytes, ROIs taken and parameters."""
+    parts = [file_digest(image), file_digest(mask), run_fingerprint] + ([rois] if rois else [])
     return hashlib.sha256("\x00".join(parts).encode()).hexdigest()
 
 

@@ -18,7 +18,7 @@ from radharmony.errors import ImageReadError, RadharmonyError
 from radharmony.extract import _cache
 from radharmony.ibsi import ExtractionSettings, compute_lesion_features, engine_versions
 from radharmony.ibsi.settings import SettingsLike
-from radharmony.io import check_geometry, read_image, read_manifest
+from radharmony.io import check_geometry, read_image, read_manifest, read_mask
 from radharmony.lesions import Lesion, split_lesions
 
 FAILURE_COLUMNS: tuple[str, ...] = (
@@ -58,6 +58,8 @@ class _CaseJob:
     mask: str
     # Cache key (hash of both files and the run parameters), computed once, in the main process.
     key: str | None = None
+    # ROI names / segment labels taken from a DICOM RTSTRUCT/SEG mask (manifest column "rois").
+    rois: str = ""
 
 
 def extract_features(
@@ -125,9 +127,10 @@ def extract_features(
     fingerprint = _cache.run_fingerprint(
         {"settings": resolved.to_dict(), "options": options, "versions": provenance["versions"]}
     )
+    rois = table["rois"] if "rois" in table.columns else [""] * len(table)
     jobs = [
-        _CaseJob(i, str(r.case_id), str(r.subject_id), str(r.image), str(r.mask))
-        for i, r in enumerate(table.itertuples(index=False))
+        _CaseJob(i, str(r.case_id), str(r.subject_id), str(r.image), str(r.mask), rois=str(s))
+        for i, (r, s) in enumerate(zip(table.itertuples(index=False), rois, strict=True))
     ]
     cache = Path(cache_dir).resolve() if cache_dir is not None else None
     if backend not in ("loky", "dask"):
@@ -169,7 +172,7 @@ def _provenance(settings: ExtractionSettings, options: dict, manifest: str) -> d
 
 def _key_or_none(job: _CaseJob, fingerprint: str) -> str | None:
     try:
-        return _cache.case_key(job.image, job.mask, fingerprint)
+        return _cache.case_key(job.image, job.mask, fingerprint, job.rois)
     except OSError:
         return None  # the worker reports the unreadable file
 
@@ -292,7 +295,7 @@ def _process_case_unlimited(
     key = job.key
     if cache is not None and key is None:
         try:
-            key = _cache.case_key(job.image, job.mask, fingerprint)
+            key = _cache.case_key(job.image, job.mask, fingerprint, job.rois)
         except OSError as err:
             return _failed(job, job.image, "read", f"cannot read file for hashing: {err}")
     try:
@@ -300,13 +303,14 @@ def _process_case_unlimited(
     except Exception as err:  # noqa: BLE001 - any failure is recorded, never raised
         return _failed(job, job.image, "read_image", _message(err))
     try:
-        mask = read_image(job.mask, role="mask")
+        mask, names = read_mask(job.mask, image_source=job.image, reference=image, rois=job.rois)
         check_geometry(image, mask, image_name=job.image, mask_name=job.mask)
         lesion_set = split_lesions(
             mask,
             connectivity=options["connectivity"],
             min_voxels=options["min_lesion_voxels"],
             name=job.mask,
+            multi_label=True if names else None,
         )
     except Exception as err:  # noqa: BLE001
         return _failed(job, job.mask, _stage_of(err), _message(err))
@@ -319,7 +323,8 @@ def _process_case_unlimited(
             stage = "image_values" if isinstance(err, ImageReadError) else "features"
             failures.append(_failure(job, job.image, stage, _message(err), lesion.lesion_id))
             continue
-        rows.append(_lesion_row(lesion) | values)
+        named = {"lesion_name": names.get(lesion.lesion_id, "")} if names else {}
+        rows.append(_lesion_row(lesion) | named | values)
     frame = pd.DataFrame(rows, columns=None if rows else list(LESION_COLUMNS))
     if cache is not None and key is not None:
         frame.attrs = {"failures": failures, "dropped": lesion_set.dropped}
@@ -395,7 +400,7 @@ def _failed(job: _CaseJob, file: str, stage: str, message: str) -> _CaseResult:
 
 
 def _assemble(table: pd.DataFrame, results: list[_CaseResult]) -> pd.DataFrame:
-    covariates = [c for c in table.columns if c not in ("image", "mask")]
+    covariates = [c for c in table.columns if c not in ("image", "mask", "rois")]
     pieces = []
     for result in results:
         if result.rows is None or result.rows.empty:
@@ -406,6 +411,8 @@ def _assemble(table: pd.DataFrame, results: list[_CaseResult]) -> pd.DataFrame:
         return pd.DataFrame(columns=covariates + list(LESION_COLUMNS))
     features = pd.concat(pieces, ignore_index=True)
     leading = ["case_id", "subject_id", "lesion_id", "scanner"]
+    if "lesion_name" in features.columns:
+        leading.insert(3, "lesion_name")
     ordered = leading + [c for c in covariates if c not in leading] + list(LESION_COLUMNS[1:])
     return features[ordered + [c for c in features.columns if c not in ordered]]
 

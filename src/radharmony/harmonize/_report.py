@@ -242,13 +242,13 @@ def _scanner_prediction_table(
         ),
     }
     rows = []
-    for key, values in scores.items():
+    for key, fold_scores in scores.items():
         data, description = descriptions[key]
         rows.append(
             {
                 "data": data,
-                "balanced_accuracy": float(np.mean(values)),
-                "balanced_accuracy_sd": float(np.std(values, ddof=1)),
+                "balanced_accuracy": float(np.mean(fold_scores)),
+                "balanced_accuracy_sd": float(np.std(fold_scores, ddof=1)),
                 "chance": 1.0 / len(levels),
                 "n_splits": n_splits,
                 "held_out_harmonisation": key == "held_out",

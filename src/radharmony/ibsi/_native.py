@@ -39,7 +39,8 @@ class _Computed:
     def __init__(self, lesion: ProcessedLesion, settings: ExtractionSettings) -> None:
         self.lesion = lesion
         self.settings = settings
-        self.spacing = tuple(float(s) for s in lesion.spacing[::-1])  # (z, y, x)
+        x, y, z = lesion.spacing
+        self.spacing = (float(z), float(y), float(x))
         self._results: dict[tuple[str, str], dict[str, float]] = {}
 
     def get(self, key: str, dimension: str, compute: Callable[[], dict[str, float]]) -> dict:

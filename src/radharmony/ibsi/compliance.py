@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -183,7 +184,7 @@ def _texture_variants(
     settings: ExtractionSettings, texture_families: tuple[str, ...]
 ) -> list[ExtractionSettings]:
     if settings.name == "digital_phantom":
-        dimensions: tuple[str, ...] = ("3D", "2.5D", "2D")
+        dimensions: tuple[Literal["3D", "2.5D", "2D"], ...] = ("3D", "2.5D", "2D")
     elif settings.dimension == "3D":
         dimensions = ("3D",)
     else:

@@ -11,7 +11,7 @@ processing.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -157,7 +157,7 @@ def process_lesion(
         grey_levels=levels[keep],
         morphological_mask=morphological[keep],
         intensity_mask=intensity_mask[keep],
-        spacing=tuple(float(s) for s in spacing_zyx[::-1]),
+        spacing=_xyz(spacing_zyx),
         origin=_physical_point(image, first_index_zyx),
         direction=tuple(image.GetDirection()),
         discretisation_lower_bound=lower_bound,
@@ -195,7 +195,8 @@ def interpolate_image(image: sitk.Image, settings: ExtractionSettings) -> np.nda
 
 def resampled_size(image: sitk.Image, settings: ExtractionSettings) -> tuple[int, int, int]:
     """Size (x, y, z) of the whole image on the IBSI interpolation grid of ``settings``."""
-    return tuple(grid.size for grid in _target_grids(image, settings))[::-1]
+    z, y, x = (grid.size for grid in _target_grids(image, settings))
+    return x, y, z
 
 
 @dataclass(frozen=True)
@@ -496,4 +497,11 @@ def _crop_slices(mask: np.ndarray, margins: list[int]) -> tuple[slice, ...]:
 def _physical_point(image: sitk.Image, index_zyx: list[float]) -> tuple[float, float, float]:
     """Physical position of a continuous source index given in (z, y, x) order."""
     index_xyz = [float(i) for i in index_zyx[::-1]]
-    return tuple(float(v) for v in image.TransformContinuousIndexToPhysicalPoint(index_xyz))
+    x, y, z = image.TransformContinuousIndexToPhysicalPoint(index_xyz)
+    return float(x), float(y), float(z)
+
+
+def _xyz(values_zyx: Sequence[float]) -> tuple[float, float, float]:
+    """A (z, y, x) triple as floats in (x, y, z) order."""
+    z, y, x = values_zyx
+    return float(x), float(y), float(z)

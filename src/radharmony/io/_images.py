@@ -75,7 +75,7 @@ def _is_float_nifti(path: Path) -> bool:
     import nibabel as nib
 
     try:
-        header = nib.load(path).header
+        header: Any = nib.load(path).header
     except Exception:  # noqa: BLE001 - let the ITK reader produce the error message
         return False
     return header.get_data_dtype().kind == "f"
@@ -90,7 +90,8 @@ def _read_float_nifti(path: Path, role: str) -> sitk.Image:
     reader.SetFileName(str(path))
     reader.ReadImageInformation()
     try:
-        data = np.asanyarray(nib.load(path).dataobj)
+        loaded: Any = nib.load(path)
+        data = np.asanyarray(loaded.dataobj)
     except Exception as err:  # noqa: BLE001 - any decoding failure means a damaged file
         raise ImageReadError(
             f"{role} file {path} is truncated or corrupt ({type(err).__name__}: {err}). "

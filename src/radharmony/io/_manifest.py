@@ -9,10 +9,13 @@ import pandas as pd
 from radharmony.errors import ManifestError
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("subject_id", "image", "mask", "scanner")
+# Optional column: ROI names / segment labels to take from a DICOM RTSTRUCT/SEG mask ("GTV|GTVn").
+ROIS_COLUMN = "rois"
 # Columns the package adds to every output row; a covariate may not reuse these names.
 RESERVED_COLUMNS: tuple[str, ...] = (
     "case_id",
     "lesion_id",
+    "lesion_name",
     "lesion_voxels",
     "lesion_volume_mm3",
     "centroid_x_mm",
@@ -34,7 +37,10 @@ def read_manifest(
     source : str, Path or pandas.DataFrame
         A CSV file, or a DataFrame, with one row per image and the columns ``subject_id``,
         ``image``, ``mask``, ``scanner`` plus any covariate columns (``age``, ``sex``, ...),
-        which are carried through to the outputs.
+        which are carried through to the outputs. ``mask`` may be a label image or a DICOM
+        RTSTRUCT/SEG file (its ``image`` is then the DICOM series folder it was drawn on); an
+        optional ``rois`` column names the ROIs/segments to take from it (``GTV|GTVn``; empty:
+        all, see :func:`radharmony.io.read_dicom_mask`).
     base_dir : str or Path, optional
         Folder that relative paths are resolved against. Defaults to the CSV's folder, or the
         current directory for a DataFrame.
@@ -82,9 +88,7 @@ def _load(
     if not path.is_file():
         raise ManifestError(f"manifest {path} does not exist")
     try:
-        table = pd.read_csv(
-            path, dtype={c: str for c in ("subject_id", "image", "mask", "scanner")}
-        )
+        table = pd.read_csv(path, dtype={c: str for c in (*REQUIRED_COLUMNS, ROIS_COLUMN)})
     except UnicodeDecodeError as err:
         raise ManifestError(
             f"manifest {path} is not UTF-8 text ({err.reason} at byte {err.start}); "
@@ -143,6 +147,10 @@ def _resolve_paths(table: pd.DataFrame, root: Path) -> pd.DataFrame:
     table = table.copy()
     for column in ("subject_id", "scanner"):
         table[column] = table[column].astype(str).str.strip()
+    if ROIS_COLUMN in table.columns:
+        table[ROIS_COLUMN] = [
+            "" if pd.isna(v) else str(v).strip() for v in table[ROIS_COLUMN].astype(object)
+        ]
     for column in ("image", "mask"):
         table[column] = [
             str(p if p.is_absolute() else (root / p))

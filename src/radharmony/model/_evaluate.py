@@ -397,7 +397,7 @@ def _tune(
     if len(candidates) == 1:
         return candidates[0]
     classes = np.unique(train.y)
-    scores = []
+    scores: list[float] = []
     for params in candidates:
         fold_auc = []
         for fit_rows, score_rows in inner:
@@ -405,7 +405,7 @@ def _tune(
             held_out = train.take(score_rows)
             proba = _ranking_scores(model, held_out, classes)
             fold_auc.append(classification_metrics(held_out.y, proba, classes)["roc_auc"])
-        scores.append(np.nanmean(fold_auc) if np.isfinite(fold_auc).any() else -np.inf)
+        scores.append(float(np.nanmean(fold_auc)) if np.isfinite(fold_auc).any() else -np.inf)
     return candidates[int(np.argmax(scores))]
 
 
@@ -521,7 +521,7 @@ def _volume_check(
             raise ModelError(f"volume column {name!r} is not among the feature columns")
         values = data.X[name].to_numpy(dtype=float)
     else:
-        name, values = "volume", _optional_array(volume, len(data.y), "volume").astype(float)
+        name, values = "volume", np.asarray(_optional_array(volume, len(data.y), "volume"), float)
     proba_sig = result.predictions[[f"proba_{c}" for c in result.classes]].to_numpy()
     proba_vol = _volume.volume_only_oof(values, data.y, splits, result.classes)
     sig_auc, vol_auc, p_value, test = _volume.compare_with_volume(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import warnings
 
 import numpy as np
@@ -9,6 +10,9 @@ import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 from scipy import stats
 from scipy.special import expit, logit
+
+# scipy >= 1.15 takes the bootstrap's generator as ``rng``; older releases as ``random_state``.
+_RNG_KEYWORD = "rng" if "rng" in inspect.signature(stats.bootstrap).parameters else "random_state"
 
 #: Metric names in the order :func:`classification_metrics` returns them.
 METRIC_NAMES: tuple[str, ...] = (
@@ -120,7 +124,7 @@ def bootstrap_metrics(
                 n_resamples=n_resamples,
                 confidence_level=confidence_level,
                 method=how,
-                rng=np.random.default_rng(random_state),
+                **{_RNG_KEYWORD: np.random.default_rng(random_state)},
             )
         ci = result.confidence_interval
         return np.asarray(ci.low, dtype=float), np.asarray(ci.high, dtype=float)
@@ -229,7 +233,7 @@ def _metric_vector(
         slope, intercept = _calibration_slope_intercept(positive, proba[:, 1])
         ece = _expected_calibration_error(positive, proba[:, 1], n_bins)
     else:
-        auc = np.nanmean([binary_auc(onehot[:, k], proba[:, k]) for k in range(n_classes)])
+        auc = float(np.nanmean([binary_auc(onehot[:, k], proba[:, k]) for k in range(n_classes)]))
         sensitivity, spec = np.nanmean(recall), float(np.mean(specificity))
         brier = float(np.mean(np.sum((proba - onehot) ** 2, axis=1)))
         slopes = np.array(

@@ -47,6 +47,18 @@ STEP_NAMES: tuple[str, ...] = (
 )
 
 
+def _check_calibration_available(calibration: str) -> None:
+    # Temperature scaling arrived in scikit-learn 1.8; older releases refuse the method name.
+    import sklearn
+
+    major, minor = (int(part) for part in sklearn.__version__.split(".")[:2])
+    if calibration == "temperature" and (major, minor) < (1, 8):
+        raise ModelError(
+            "calibration='temperature' needs scikit-learn 1.8 or newer (installed: "
+            f"{sklearn.__version__}); upgrade scikit-learn or use calibration='sigmoid'"
+        )
+
+
 def build_pipeline(
     model: str = "logistic_l2",
     *,
@@ -101,12 +113,14 @@ def build_pipeline(
     Raises
     ------
     ModelError
-        If ``model``, ``selection`` or ``calibration`` is not a known name.
+        If ``model``, ``selection`` or ``calibration`` is not a known name, or
+        ``calibration="temperature"`` with scikit-learn older than 1.8.
     """
     calibration = "none" if calibration is None else calibration
     _check_choice("model", model, MODELS)
     _check_choice("selection", selection, SELECTIONS)
     _check_choice("calibration", calibration, CALIBRATIONS)
+    _check_calibration_available(calibration)
     classifier = _classifier(model, random_state)
     if calibration != "none":
         # ensemble=False: one classifier fitted on all training rows plus one calibrator, so the

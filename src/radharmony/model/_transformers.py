@@ -30,8 +30,8 @@ class DropNearConstant(SelectorMixin, BaseEstimator):
 
     def fit(self, X: ArrayLike, y: ArrayLike | None = None) -> DropNearConstant:
         """Find the features to keep from the training rows ``X``."""
-        X = validate_data(self, X, ensure_all_finite="allow-nan")
-        self.support_ = np.array([self._is_variable(column) for column in X.T], dtype=bool)
+        data: NDArray[np.float64] = validate_data(self, X, ensure_all_finite="allow-nan")
+        self.support_ = np.array([self._is_variable(column) for column in data.T], dtype=bool)
         return self
 
     def _is_variable(self, column: NDArray[np.float64]) -> bool:
@@ -69,12 +69,12 @@ class DropCorrelated(SelectorMixin, BaseEstimator):
 
     def fit(self, X: ArrayLike, y: ArrayLike | None = None) -> DropCorrelated:
         """Find the features to keep from the training rows ``X``."""
-        X = validate_data(self, X)
-        std = X.std(axis=0)
-        centred = (X - X.mean(axis=0)) / np.where(std > 0, std, 1.0)
-        corr = np.abs(centred.T @ centred) / X.shape[0]
-        support = np.zeros(X.shape[1], dtype=bool)
-        for j in range(X.shape[1]):
+        data: NDArray[np.float64] = validate_data(self, X)
+        std = data.std(axis=0)
+        centred = (data - data.mean(axis=0)) / np.where(std > 0, std, 1.0)
+        corr = np.abs(centred.T @ centred) / data.shape[0]
+        support = np.zeros(data.shape[1], dtype=bool)
+        for j in range(data.shape[1]):
             kept = np.flatnonzero(support)
             support[j] = kept.size == 0 or bool(np.all(corr[j, kept] <= self.threshold))
         self.support_ = support
@@ -110,19 +110,20 @@ class MRMRSelector(SelectorMixin, BaseEstimator):
 
     def fit(self, X: ArrayLike, y: ArrayLike) -> MRMRSelector:
         """Select ``k`` features from the training rows ``X`` and labels ``y``."""
-        X, y = validate_data(self, X, y)
-        relevance = np.nan_to_num(f_classif(X, y)[0], nan=0.0)
-        std = X.std(axis=0)
-        centred = (X - X.mean(axis=0)) / np.where(std > 0, std, 1.0)
-        corr = np.abs(centred.T @ centred) / X.shape[0]
-        n_select = min(self.k, X.shape[1])
+        data: NDArray[np.float64]
+        data, target = validate_data(self, X, y)
+        relevance = np.nan_to_num(f_classif(data, target)[0], nan=0.0)
+        std = data.std(axis=0)
+        centred = (data - data.mean(axis=0)) / np.where(std > 0, std, 1.0)
+        corr = np.abs(centred.T @ centred) / data.shape[0]
+        n_select = min(self.k, data.shape[1])
         selected = [int(np.argmax(relevance))]
         while len(selected) < n_select:
             redundancy = corr[:, selected].mean(axis=1)
             score = relevance / np.maximum(redundancy, 1e-12)
             score[selected] = -np.inf
             selected.append(int(np.argmax(score)))
-        support = np.zeros(X.shape[1], dtype=bool)
+        support = np.zeros(data.shape[1], dtype=bool)
         support[selected] = True
         self.support_ = support
         self.ranking_ = np.asarray(selected)
