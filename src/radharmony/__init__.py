@@ -54,6 +54,8 @@ _LAZY_NAMES: dict[str, str] = {
     "evaluate": "radharmony.model",
     "load_model": "radharmony.model",
     "save_model": "radharmony.model",
+    "ConformalEnsemble": "radharmony.model",
+    "predict": "radharmony.explain",
 }
 # Stage modules reachable as attributes (``radharmony.explain`` is callable: see its docs).
 _LAZY_MODULES = ("datasets", "explain", "harmonize", "model", "report", "study")
@@ -77,6 +79,7 @@ __all__ = [
     "IBSI_CONFIGURATIONS",
     "PRESETS",
     "ComBat",
+    "ConformalEnsemble",
     "EmptyMaskError",
     "EvaluationResult",
     "ExtractionSettings",
@@ -107,6 +110,7 @@ __all__ = [
     "load_model",
     "make_cohort",
     "make_feature_table",
+    "predict",
     "process_lesion",
     "read_features",
     "read_image",

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+import sklearn
 from numpy.typing import ArrayLike, NDArray
 from sklearn.base import BaseEstimator
 from sklearn.feature_selection import SelectorMixin, f_classif
@@ -192,8 +195,15 @@ class L1Selector(SelectorMixin, BaseEstimator):
     def fit(self, X: ArrayLike, y: ArrayLike) -> L1Selector:
         """Fit the L1 model on the training rows and keep the features it uses."""
         X, y = validate_data(self, X, y)
-        lasso = LogisticRegression(
-            C=self.C, l1_ratio=1.0, solver="liblinear", class_weight="balanced"
+        # liblinear is fast but binary-only in recent scikit-learn; saga handles any number of
+        # classes with a multinomial L1 penalty.
+        binary = np.unique(y).size <= 2
+        lasso = penalised_logistic(
+            1.0,
+            C=self.C,
+            solver="liblinear" if binary else "saga",
+            class_weight="balanced",
+            max_iter=100 if binary else 5000,
         )
         coef = np.atleast_2d(lasso.fit(X, y).coef_)
         self.scores_ = np.abs(coef).max(axis=0)
@@ -214,3 +224,17 @@ def _top_k_mask(scores: NDArray[np.float64], k: int) -> NDArray[np.bool_]:
     mask = np.zeros(scores.size, dtype=bool)
     mask[order] = True
     return mask
+
+
+def penalised_logistic(l1_ratio: float, **options: Any) -> LogisticRegression:
+    """Return an L1 (``l1_ratio=1``) or elastic-net logistic regression on any scikit-learn.
+
+    scikit-learn 1.8 deprecated ``penalty`` in favour of ``l1_ratio`` alone; older versions
+    ignore ``l1_ratio`` unless ``penalty`` says which penalty to use.
+    """
+    major, minor = (int(part) for part in sklearn.__version__.split(".")[:2])
+    if (major, minor) >= (1, 8):
+        return LogisticRegression(l1_ratio=l1_ratio, **options)
+    if l1_ratio == 1.0:
+        return LogisticRegression(penalty="l1", **options)
+    return LogisticRegression(penalty="elasticnet", l1_ratio=l1_ratio, **options)
