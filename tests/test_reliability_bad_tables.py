@@ -19,7 +19,7 @@ from radharmony.harmonize import ComBat, default_harmonizer, harmonization_repor
 from radharmony.model import build_pipeline
 
 # Fast settings: a fixed grid point skips tuning; few bootstrap resamples.
-_FAST = {"volume": None, "n_bootstrap": 20, "param_grid": {"select__k": [5]}, "inner_cv": 2}
+_FAST = {"volume": None, "n_bootstrap": 20, "param_grid": {"select__k": [5]}, "inner_cv": 3}
 
 
 @pytest.fixture(scope="module")

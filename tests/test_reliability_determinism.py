@@ -111,7 +111,7 @@ def test_random_forest_and_its_shap_do_not_depend_on_n_jobs(cohort: pd.DataFrame
     explanations, probabilities = [], []
     for n_jobs in (1, 2):
         pipeline = build_pipeline("random_forest", n_features=5)
-        pipeline.set_params(clf__estimator__n_jobs=n_jobs).fit(X, y)
+        pipeline.set_params(pipeline__clf__n_jobs=n_jobs).fit(X, y)
         probabilities.append(pipeline.predict_proba(X))
         explanations.append(explain(pipeline, X.iloc[:15]).values)
     np.testing.assert_array_equal(probabilities[0], probabilities[1])
