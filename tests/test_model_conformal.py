@@ -55,7 +55,7 @@ def test_patient_units_take_the_worst_lesion_of_each_patient() -> None:
     assert (unit_class == -1).all()
     scores, unit_class, _ = patient_units(lac, true_index, groups, mondrian=True)
     # (a, 0) 0.1, (a, 1) 0.7, (b, 1) 0.3, (c, 0) 0.6
-    assert sorted(zip(unit_class.tolist(), scores.tolist())) == [
+    assert sorted(zip(unit_class.tolist(), scores.tolist(), strict=True)) == [
         (0, 0.1),
         (0, 0.6),
         (1, 0.3),

@@ -18,7 +18,6 @@ from radharmony.datasets import make_feature_table
 from radharmony.errors import ModelError
 from radharmony.model import EvaluationResult, VolumeConfoundWarning, build_pipeline, evaluate
 
-
 # One model family and three members keep these tests quick; the default search is measured
 # in benchmarks/bench_model_default.py.
 CHEAP = {"model": "logistic_l2", "inner_cv": 3}
