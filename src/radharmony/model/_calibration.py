@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.optimize import minimize_scalar
+from scipy.sparse import issparse
 from scipy.special import expit, log_softmax
 from sklearn import config_context
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
@@ -170,6 +171,8 @@ class CalibratedPipeline(ClassifierMixin, BaseEstimator):
         covariates: Any = None,
     ) -> CalibratedPipeline:
         """Fit the calibration on out-of-fold whole-pipeline scores, then the pipeline."""
+        if issparse(X):
+            raise TypeError("sparse input is not supported: pass a dense feature table")
         pipeline = _default_pipeline() if self.pipeline is None else self.pipeline
         y = np.asarray(y)
         self.classes_ = np.unique(y)
@@ -215,6 +218,7 @@ class CalibratedPipeline(ClassifierMixin, BaseEstimator):
         self, X: Any, *, batch: ArrayLike | None = None, covariates: Any = None
     ) -> NDArray[np.float64]:
         """Return calibrated probabilities, columns in the order of ``classes_``."""
+        check_is_fitted(self, "calibrator_")
         return self.calibrator_.predict_proba(
             self.decision_function(X, batch=batch, covariates=covariates)
         )

@@ -9,7 +9,7 @@ import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 from scipy import stats
 from sklearn.base import BaseEstimator
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 #: Per-case p-value below which a case's share is counted in the per-site test.
 SITE_CASE_ALPHA = 0.05
@@ -65,15 +65,14 @@ class DomainCheck(BaseEstimator):
 
     def fit(self, X: Any, y: Any = None, *, groups: ArrayLike | None = None) -> DomainCheck:
         """Learn the scaling and the training rows' novelty scores."""
+        # scikit-learn's validation gives the usual errors (sparse, complex, empty input).
+        validate_data(self, X, ensure_all_finite="allow-nan", ensure_min_samples=2)
         frame = _as_frame(X)
-        self.n_features_in_ = frame.shape[1]
         if self.features is None:
             self.columns_ = [str(c) for c in frame.columns]
         else:
             self.columns_ = [str(c) for c in self.features]
         values = frame[self.columns_].to_numpy(dtype=float)
-        if len(values) < 2:
-            raise ValueError("the domain check needs at least 2 training rows")
         with np.errstate(all="ignore"):
             center = np.nanmedian(values, axis=0) if values.size else np.zeros(0)
             q75, q25 = np.nanpercentile(values, [75, 25], axis=0) if values.size else (0, 0)
@@ -91,6 +90,12 @@ class DomainCheck(BaseEstimator):
         scores = self._knn(self.reference_, exclude=codes)
         self.calibration_scores_ = np.sort(scores)
         return self
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True  # missing values are set to the training median
+        tags.requires_fit = True
+        return tags
 
     def _scaled(self, values: NDArray[np.float64]) -> NDArray[np.float64]:
         filled = np.where(np.isfinite(values), values, self.center_)
@@ -121,7 +126,9 @@ class DomainCheck(BaseEstimator):
     def score_samples(self, X: Any) -> NDArray[np.float64]:
         """Return the novelty score of each row (larger: further from the training data)."""
         check_is_fitted(self, "calibration_scores_")
-        frame = _as_frame(X, self.columns_)
+        if not isinstance(X, pd.DataFrame):
+            X = validate_data(self, X, ensure_all_finite="allow-nan", reset=False)
+        frame = _as_frame(X, self.columns_ if self.features is None else None)
         return self._knn(self._scaled(frame[self.columns_].to_numpy(dtype=float)))
 
     def p_values(self, X: Any) -> NDArray[np.float64]:

@@ -129,6 +129,7 @@ class ConformalEnsemble(ClassifierMixin, BaseEstimator):
         covariates: pd.DataFrame | None = None,
     ) -> ConformalEnsemble:
         """Tune, calibrate and fit the members and their conformal calibration scores."""
+        _check_inputs(X, y)
         X = _checks.numeric_features(X)
         y = np.asarray(y)
         self.classes_ = np.unique(y)
@@ -375,6 +376,20 @@ class ConformalEnsemble(ClassifierMixin, BaseEstimator):
             cov = pd.DataFrame(self.background_covariates_)
         batch = None if self.background_batch_ is None else np.asarray(self.background_batch_)
         return X, batch, cov
+
+
+def _check_inputs(X: Any, y: Any) -> None:
+    """scikit-learn's usual errors for sparse input, a missing target or a continuous one."""
+    from scipy.sparse import issparse
+    from sklearn.utils.multiclass import type_of_target
+
+    if issparse(X):
+        raise TypeError("sparse input is not supported: pass a dense feature table")
+    if y is None:
+        raise ValueError("requires y to be passed, but the target y is None")
+    kind = type_of_target(y)
+    if kind not in ("binary", "multiclass"):
+        raise ValueError(f"Unknown label type: {kind}; the target must hold classes")
 
 
 def combine_probas(probas: list[NDArray[np.float64]]) -> NDArray[np.float64]:

@@ -37,6 +37,11 @@ class DropNearConstant(SelectorMixin, BaseEstimator):
         self.support_ = np.array([self._is_variable(column) for column in X.T], dtype=bool)
         return self
 
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True  # missing values are ignored, not refused
+        return tags
+
     def _is_variable(self, column: NDArray[np.float64]) -> bool:
         finite = column[np.isfinite(column)]
         if finite.size == 0 or np.std(finite) == 0.0:
@@ -195,6 +200,8 @@ class L1Selector(SelectorMixin, BaseEstimator):
     def fit(self, X: ArrayLike, y: ArrayLike) -> L1Selector:
         """Fit the L1 model on the training rows and keep the features it uses."""
         X, y = validate_data(self, X, y)
+        if np.unique(y).size < 2:
+            raise ValueError("L1Selector needs samples of at least 2 classes; got 1 class")
         # liblinear is fast but binary-only in recent scikit-learn; saga handles any number of
         # classes with a multinomial L1 penalty.
         binary = np.unique(y).size <= 2
