@@ -22,6 +22,9 @@ _MODELS = (
 )
 
 
+_MONDRIAN: dict[str, bool | str] = {"auto": "auto", "yes": True, "no": False}
+
+
 def register(subparsers: Any) -> None:
     """Add the ``train`` command."""
     parser = subparsers.add_parser(
@@ -152,7 +155,7 @@ def _run(args: argparse.Namespace) -> int:
         cv=cv,
         inner_cv=args.inner_cv,
         conformal_level=args.conformal_level,
-        mondrian={"auto": "auto", "yes": True, "no": False}[args.mondrian],
+        mondrian=_MONDRIAN[args.mondrian],
         n_bootstrap=args.n_bootstrap,
         n_jobs=args.jobs,
         random_state=args.seed,

@@ -185,6 +185,8 @@ class CalibratedPipeline(ClassifierMixin, BaseEstimator):
             if scores is None:
                 scores = np.zeros((len(y), *part.shape[1:]))
             scores[score_rows] = part
+        if scores is None:
+            raise ModelError("calibration needs at least one fold")
         self.calibrator_ = ScoreCalibrator(self.method).fit(scores, index)
         self.pipeline_ = fit_pipeline(clone(pipeline), X, y, meta, None)
         self._store_input(X)

@@ -136,7 +136,7 @@ class DomainCheck(BaseEstimator):
         scores = self.score_samples(X)
         n = self.calibration_scores_.size
         above = n - np.searchsorted(self.calibration_scores_, scores, side="left")
-        return (1.0 + above) / (n + 1.0)
+        return np.asarray((1.0 + above) / (n + 1.0), dtype=float)
 
     def flag_cases(self, p_values: ArrayLike) -> NDArray[np.bool_]:
         """Return True for cases outside the domain (see ``alpha``)."""

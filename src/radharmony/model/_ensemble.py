@@ -194,7 +194,7 @@ class ConformalEnsemble(ClassifierMixin, BaseEstimator):
         meta: dict[str, Any],
         tuning: list[list[Split]],
         needs_scores: bool,
-    ) -> dict[bytes, list[NDArray[np.float64]]]:
+    ) -> dict[bytes, list[_Scored]]:
         """Scores of every candidate on every distinct inner training subset (shared fits)."""
         if not needs_scores:
             return {}
@@ -547,7 +547,7 @@ def _auc(true_index: NDArray[np.int_], scores: NDArray[np.float64]) -> float:
 
 def describe_params(params: dict[str, Any]) -> str:
     """Return a short readable description of a candidate (family and parameters)."""
-    parts = []
+    parts: list[str] = []
     for name, value in sorted(params.items()):
         if isinstance(value, BaseEstimator):
             parts.insert(0, type(value).__name__)

@@ -283,7 +283,9 @@ def _evaluate(
             "inner_cv",
             " in the training rows of each outer fold",
         )
-    runs = [(f"outer fold {k}", train, test) for k, (train, test) in enumerate(splits)]
+    runs: list[tuple[str, NDArray[np.int_], NDArray[np.int_] | None]] = [
+        (f"outer fold {k}", train, test) for k, (train, test) in enumerate(splits)
+    ]
     runs.append(("the final model (all rows)", np.arange(len(data.y)), None))
     outputs = Parallel(n_jobs=n_jobs)(
         delayed(_run)(template, data, train, test, where) for where, train, test in runs
@@ -542,7 +544,8 @@ def _volume_check(
             raise ModelError(f"volume column {name!r} is not among the feature columns")
         values = data.X[name].to_numpy(dtype=float)
     else:
-        name, values = "volume", _optional_array(volume, len(data.y), "volume").astype(float)
+        name, values = "volume", np.asarray(volume, dtype=float)
+        _optional_array(values, len(data.y), "volume")
     proba_sig = result.predictions[[f"proba_{c}" for c in result.classes]].to_numpy()
     proba_vol = _volume.volume_only_oof(values, data.y, splits, result.classes)
     sig_auc, vol_auc, p_value, test = _volume.compare_with_volume(

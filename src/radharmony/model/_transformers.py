@@ -33,7 +33,7 @@ class DropNearConstant(SelectorMixin, BaseEstimator):
 
     def fit(self, X: ArrayLike, y: ArrayLike | None = None) -> DropNearConstant:
         """Find the features to keep from the training rows ``X``."""
-        X = validate_data(self, X, ensure_all_finite="allow-nan")
+        X = np.asarray(validate_data(self, X, ensure_all_finite="allow-nan"), dtype=float)
         self.support_ = np.array([self._is_variable(column) for column in X.T], dtype=bool)
         return self
 
@@ -51,7 +51,7 @@ class DropNearConstant(SelectorMixin, BaseEstimator):
 
     def _get_support_mask(self) -> NDArray[np.bool_]:
         check_is_fitted(self)
-        return self.support_
+        return np.asarray(self.support_, dtype=bool)
 
 
 class DropCorrelated(SelectorMixin, BaseEstimator):
@@ -77,7 +77,7 @@ class DropCorrelated(SelectorMixin, BaseEstimator):
 
     def fit(self, X: ArrayLike, y: ArrayLike | None = None) -> DropCorrelated:
         """Find the features to keep from the training rows ``X``."""
-        X = validate_data(self, X)
+        X = np.asarray(validate_data(self, X), dtype=float)
         std = X.std(axis=0)
         centred = (X - X.mean(axis=0)) / np.where(std > 0, std, 1.0)
         corr = np.abs(centred.T @ centred) / X.shape[0]
@@ -90,7 +90,7 @@ class DropCorrelated(SelectorMixin, BaseEstimator):
 
     def _get_support_mask(self) -> NDArray[np.bool_]:
         check_is_fitted(self)
-        return self.support_
+        return np.asarray(self.support_, dtype=bool)
 
 
 class MRMRSelector(SelectorMixin, BaseEstimator):
@@ -118,7 +118,7 @@ class MRMRSelector(SelectorMixin, BaseEstimator):
 
     def fit(self, X: ArrayLike, y: ArrayLike) -> MRMRSelector:
         """Select ``k`` features from the training rows ``X`` and labels ``y``."""
-        X, y = validate_data(self, X, y)
+        X, y = _validated(self, X, y)
         relevance = np.nan_to_num(f_classif(X, y)[0], nan=0.0)
         std = X.std(axis=0)
         centred = (X - X.mean(axis=0)) / np.where(std > 0, std, 1.0)
@@ -138,7 +138,7 @@ class MRMRSelector(SelectorMixin, BaseEstimator):
 
     def _get_support_mask(self) -> NDArray[np.bool_]:
         check_is_fitted(self)
-        return self.support_
+        return np.asarray(self.support_, dtype=bool)
 
 
 class UnivariateSelector(SelectorMixin, BaseEstimator):
@@ -165,14 +165,14 @@ class UnivariateSelector(SelectorMixin, BaseEstimator):
 
     def fit(self, X: ArrayLike, y: ArrayLike) -> UnivariateSelector:
         """Score the features of the training rows ``X`` against ``y`` and keep the top ``k``."""
-        X, y = validate_data(self, X, y)
+        X, y = _validated(self, X, y)
         self.scores_ = np.nan_to_num(f_classif(X, y)[0], nan=0.0)
         self.support_ = _top_k_mask(self.scores_, self.k)
         return self
 
     def _get_support_mask(self) -> NDArray[np.bool_]:
         check_is_fitted(self)
-        return self.support_
+        return np.asarray(self.support_, dtype=bool)
 
 
 class L1Selector(SelectorMixin, BaseEstimator):
@@ -199,7 +199,7 @@ class L1Selector(SelectorMixin, BaseEstimator):
 
     def fit(self, X: ArrayLike, y: ArrayLike) -> L1Selector:
         """Fit the L1 model on the training rows and keep the features it uses."""
-        X, y = validate_data(self, X, y)
+        X, y = _validated(self, X, y)
         if np.unique(y).size < 2:
             raise ValueError("L1Selector needs samples of at least 2 classes; got 1 class")
         # liblinear is fast but binary-only in recent scikit-learn; saga handles any number of
@@ -222,7 +222,15 @@ class L1Selector(SelectorMixin, BaseEstimator):
 
     def _get_support_mask(self) -> NDArray[np.bool_]:
         check_is_fitted(self)
-        return self.support_
+        return np.asarray(self.support_, dtype=bool)
+
+
+def _validated(
+    estimator: BaseEstimator, X: ArrayLike, y: ArrayLike
+) -> tuple[NDArray[np.float64], NDArray[Any]]:
+    """Validate features and labels with scikit-learn; features as float."""
+    values, labels = validate_data(estimator, X, y)
+    return np.asarray(values, dtype=float), np.asarray(labels)
 
 
 def _top_k_mask(scores: NDArray[np.float64], k: int) -> NDArray[np.bool_]:
