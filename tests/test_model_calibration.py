@@ -50,7 +50,7 @@ def test_calibration_slope_on_fresh_data_is_close_to_one() -> None:
     # selection see the calibration folds' labels (slope on fresh data about 0.5).
     fresh_X, fresh_y = _sparse_null(3000, seed=999)
     ours, leaky = [], []
-    for seed in range(4):
+    for seed in range(6):
         X, y = _sparse_null(120, seed)
         honest = build_pipeline("logistic_l2", calibration="sigmoid").fit(X, y)
         old = build_pipeline("logistic_l2", calibration=None)
@@ -62,5 +62,9 @@ def test_calibration_slope_on_fresh_data_is_close_to_one() -> None:
         for model, store in ((honest, ours), (old, leaky)):
             proba = model.predict_proba(fresh_X)
             store.append(classification_metrics(fresh_y, proba, [0, 1])["calibration_slope"])
-    assert np.mean(ours) == pytest.approx(1.0, abs=0.2)
-    assert np.mean(leaky) < 0.75
+    # One fit's slope is noisy and skewed (benchmarks/bench_model_coverage.py has 10 seeds):
+    # compare medians and geometric means.
+    assert 0.8 <= np.median(ours) <= 1.25
+    assert 0.75 <= np.exp(np.mean(np.log(ours))) <= 1.35
+    assert np.median(leaky) < 0.7
+    assert np.median(ours) > 1.4 * np.median(leaky)

@@ -153,7 +153,7 @@ class CalibratedPipeline(ClassifierMixin, BaseEstimator):
         self,
         pipeline: Pipeline | None = None,
         method: str = "sigmoid",
-        cv: int = 3,
+        cv: int = 5,
         random_state: int = 0,
     ) -> None:
         self.pipeline = pipeline

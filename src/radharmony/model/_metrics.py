@@ -183,7 +183,9 @@ def _clusters_and_strata(
     order = np.argsort(codes, kind="stable")
     bounds = np.flatnonzero(np.diff(codes[order])) + 1
     clusters = np.split(order, bounds) if n else []
-    keys = [tuple(int(k) for k in np.flatnonzero(onehot[rows].sum(axis=0) > 0)) for rows in clusters]
+    keys = [
+        tuple(int(k) for k in np.flatnonzero(onehot[rows].sum(axis=0) > 0)) for rows in clusters
+    ]
     strata: dict[tuple[int, ...], list[int]] = {}
     for c, key in enumerate(keys):
         strata.setdefault(key, []).append(c)

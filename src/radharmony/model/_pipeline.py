@@ -59,7 +59,7 @@ def build_pipeline(
     correlation_threshold: float = 0.9,
     max_mode_fraction: float = 0.95,
     calibration: str | None = "sigmoid",
-    calibration_cv: int = 3,
+    calibration_cv: int = 5,
     random_state: int = 0,
 ) -> Pipeline | CalibratedPipeline:
     """Return a classification pipeline whose every step is fitted on training rows only.
