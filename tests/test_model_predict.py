@@ -127,7 +127,7 @@ def test_predict_command_writes_cases_and_reader_agreement(
     summary = json.loads((out / "summary.json").read_text())
     assert summary["n_refer"] == int(predictions["refer"].sum())
     assert summary["reader"]["n_read"] == len(new)
-    page = (out / "cases.html").read_text()
+    page = (out / "cases.html").read_text(encoding="utf-8")
     assert page.count("class='card ") == len(new)
     assert set(pd.read_csv(out / "reader_agreement.csv").columns) == {"quantity", "value"}
 

@@ -163,4 +163,7 @@ def test_radmlbench_kits_runs_with_sensible_numbers(shared_data: Path, tmp_path:
     assert 0.0 <= metrics["roc_auc_ci_low"] <= metrics["roc_auc"] <= metrics["roc_auc_ci_high"]
     assert metrics["volume_column"] == "noncontrast_original_shape_VoxelVolume"
     assert abs(metrics["conformal_coverage"] - 0.9) < 0.1
-    assert metrics["runtime_seconds"] < 120
+    # The default search compared the three families in every outer fold.
+    search = pd.read_csv(tmp_path / "model_search.csv")
+    families = {c.split(",")[0] for c in search["candidate"]}
+    assert {"RandomForestClassifier", "SVC"} <= families and search["fold"].nunique() == 3

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -145,9 +146,13 @@ class ConformalEnsemble(ClassifierMixin, BaseEstimator):
             meta["batch"] = np.asarray(batch)
             if covariates is not None:
                 meta["covariates"] = pd.DataFrame(covariates).reset_index(drop=True)
-        folds = member_folds(y, group_arr, self.n_folds, self.random_state)
+        # With harmonisation the folds are balanced on scanner as well as class, so that the
+        # smaller inner training parts keep rows of every scanner.
+        strata = None if "batch" not in meta else _joint_strata(y, meta["batch"])
+        folds = member_folds(y, group_arr, self.n_folds, self.random_state, strata=strata)
         tuning = [
-            _tuning_splits(folds, k, y, group_arr, self.random_state) for k in range(len(folds))
+            _tuning_splits(folds, k, y, group_arr, self.random_state, strata)
+            for k in range(len(folds))
         ]
         needs_scores = len(candidates) > 1 or self.calibration != "none"
         scores = self._inner_scores(pipeline, candidates, X, y, meta, tuning, needs_scores)
@@ -177,6 +182,9 @@ class ConformalEnsemble(ClassifierMixin, BaseEstimator):
                 grid = default_param_grid("auto", random_state=self.random_state)
         else:
             pipeline, grid = self.pipeline, self.param_grid
+        if isinstance(pipeline, CalibratedPipeline):
+            # Members are calibrated by the ensemble itself (``calibration``).
+            pipeline = pipeline.pipeline or build_pipeline(calibration=None)
         candidates = list(ParameterGrid(grid)) if grid else [{}]
         if self.calibration == "none" and not hasattr(pipeline, "predict_proba"):
             raise ModelError(
@@ -401,21 +409,49 @@ def combine_probas(probas: list[NDArray[np.float64]]) -> NDArray[np.float64]:
 
 
 def member_folds(
-    y: NDArray[Any], groups: NDArray[Any], n_folds: int, random_state: int
+    y: NDArray[Any],
+    groups: NDArray[Any],
+    n_folds: int,
+    random_state: int,
+    *,
+    strata: NDArray[Any] | None = None,
 ) -> list[Split]:
-    """Stratified, patient-grouped folds of the members (train, held-out row positions)."""
+    """Stratified, patient-grouped folds of the members (train, held-out row positions).
+
+    ``strata`` (default: the classes) is what the folds are balanced on.
+    """
     _checks.check_fold_counts(
         y, groups, n_folds, "inner_cv", " in the training rows of each outer fold"
     )
-    if pd.Series(groups).is_unique:
-        splitter: Any = StratifiedKFold(n_folds, shuffle=True, random_state=random_state)
-        return list(splitter.split(np.zeros(len(y)), y))
-    splitter = StratifiedGroupKFold(n_folds, shuffle=True, random_state=random_state)
-    return list(splitter.split(np.zeros(len(y)), y, groups))
+    labels = y if strata is None else strata
+    with warnings.catch_warnings():
+        # Joint class-and-scanner strata can be smaller than the number of folds.
+        warnings.simplefilter("ignore", UserWarning)
+        if pd.Series(groups).is_unique:
+            splitter: Any = StratifiedKFold(n_folds, shuffle=True, random_state=random_state)
+            folds = list(splitter.split(np.zeros(len(y)), labels))
+        else:
+            splitter = StratifiedGroupKFold(n_folds, shuffle=True, random_state=random_state)
+            folds = list(splitter.split(np.zeros(len(y)), labels, groups))
+    if strata is not None and any(np.unique(y[held]).size < 2 for _, held in folds):
+        # Balancing on scanners too must not leave a fold without a class.
+        return member_folds(y, groups, n_folds, random_state)
+    return folds
+
+
+def _joint_strata(y: NDArray[Any], batch: NDArray[Any]) -> NDArray[np.int_]:
+    """One stratum per (class, scanner) pair."""
+    pairs = pd.Series([f"{a}|{b}" for a, b in zip(y, batch, strict=True)])
+    return np.asarray(pd.factorize(pairs)[0])
 
 
 def _tuning_splits(
-    folds: list[Split], k: int, y: NDArray[Any], groups: NDArray[Any], random_state: int
+    folds: list[Split],
+    k: int,
+    y: NDArray[Any],
+    groups: NDArray[Any],
+    random_state: int,
+    strata: NDArray[Any] | None,
 ) -> list[Split]:
     """Inner splits of member ``k``'s rows: the other member folds, each left out in turn.
 
@@ -430,7 +466,13 @@ def _tuning_splits(
             for j, (_, held_out) in enumerate(folds)
             if j != k
         ]
-    inner = member_folds(y[train], groups[train], 2, random_state + 1 + k)
+    inner = member_folds(
+        y[train],
+        groups[train],
+        2,
+        random_state + 1 + k,
+        strata=None if strata is None else strata[train],
+    )
     return [(train[a], train[b]) for a, b in inner]
 
 
