@@ -165,17 +165,13 @@ def bench_shap(n_rows: int = 1000, n_features: int = 100) -> dict[str, Any]:
     table = make_feature_table(n_rows, n_features=n_features, n_scanners=1, seed=0)
     X = table.filter(regex=r"^f\d+$")
     y = table["label"].to_numpy()
-    model = build_pipeline(harmonize=None).fit(X, y)
+    model = build_pipeline("logistic_l2", harmonize=None).fit(X, y)
     t_ours, _ = _timed(lambda: explain(model, X))
-    final = model[-1]
     # The plain user's baseline: SHAP's own explainer on the fitted classifier, on the features
-    # the pipeline hands it (a calibrated step wraps the classifier).
-    classifier = (
-        final.calibrated_classifiers_[0].estimator
-        if hasattr(final, "calibrated_classifiers_")
-        else final
-    )
-    transformed = model[:-1].transform(X)
+    # the pipeline hands it (the calibrated model wraps the fitted pipeline).
+    fitted = model.pipeline_
+    classifier = fitted[-1]
+    transformed = fitted[:-1].transform(X)
     t_plain, _ = _timed(lambda: shap.Explainer(classifier, transformed)(transformed))
     return {
         "rows": n_rows,

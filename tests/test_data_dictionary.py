@@ -64,3 +64,36 @@ def test_bids_manifest_columns_are_described(project_root: Path, tmp_path: Path)
     table = read_bids(tmp_path)
     described = set(_dictionary(project_root)["bids_manifest"]["name"])
     assert set(table.columns) == described
+
+
+def test_modelling_tables_are_described(project_root: Path) -> None:
+    from radharmony.datasets import make_feature_table
+    from radharmony.model import evaluate
+
+    table = make_feature_table(60, n_features=6, seed=1)
+    X = table[[c for c in table.columns if c.startswith("f")]].copy()
+    X.attrs = {}
+    result = evaluate(
+        X,
+        table["label"],
+        sites=table["scanner"],
+        volume=None,
+        model="logistic_l2",
+        cv=3,
+        inner_cv=3,
+        n_bootstrap=20,
+    )
+    tables = _dictionary(project_root)
+    outputs = {
+        "metrics": result.metrics.reset_index(),
+        "conformal_coverage": result.coverage,
+        "model_search": result.search,
+        "per_site": result.per_site.reset_index(),
+    }
+    for name, frame in outputs.items():
+        missing = set(frame.columns) - set(tables[name]["name"])
+        assert not missing, f"{name}: {sorted(missing)} not in data_dictionary/{name}.csv"
+    described = set(tables["predictions"]["name"])
+    for column in result.predictions.columns:
+        name = "proba_<class>" if column.startswith("proba_") else column
+        assert name in described, column

@@ -128,7 +128,7 @@ def test_figures_show_the_top_features(cohort) -> None:
 
 def test_out_of_fold_explanations_use_each_fold_model(cohort) -> None:
     X, y, _ = cohort
-    result = evaluate(X, y, volume=None, n_bootstrap=50, cv=3)
+    result = evaluate(X, y, volume=None, n_bootstrap=50, cv=3, model="logistic_l2", inner_cv=3)
     explanation = explain_out_of_fold(result, X)
     total = explanation.values.sum(axis=1) + explanation.base_values
     np.testing.assert_allclose(total, logit(result.predictions["proba_1"].to_numpy()), atol=1e-8)

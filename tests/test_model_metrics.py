@@ -136,3 +136,103 @@ def test_conformal_sets_coverage_on_exchangeable_data() -> None:
         if mondrian:
             per_class = table[table["stratum"] == "class"]["coverage"]
             assert np.all(np.abs(per_class - 0.9) < 0.035)
+
+
+def test_bootstrap_with_few_positives_never_returns_nan() -> None:
+    # 6 positives in 60 patients (cv=5 accepts it): plain patient resampling draws resamples
+    # without a positive, and the intervals used to be NaN for every metric.
+    rng = np.random.default_rng(5)
+    y = np.zeros(60, dtype=int)
+    y[:6] = 1
+    p = expit(1.2 * (y - 0.3) + rng.normal(0, 1, 60))
+    table = bootstrap_metrics(y, np.column_stack([1 - p, p]), [0, 1], n_resamples=400)
+    for name in ("roc_auc", "balanced_accuracy", "sensitivity", "brier", "ece"):
+        row = table.loc[name]
+        assert np.isfinite([row["estimate"], row["ci_low"], row["ci_high"]]).all(), name
+        assert row["ci_low"] <= row["estimate"] <= row["ci_high"]
+        assert row["n_resamples_used"] == 400
+    # Class-stratified: every resample holds exactly 6 positives, so sensitivity moves in
+    # steps of 1/6.
+    assert (table.loc["sensitivity", ["ci_low", "ci_high"]] * 6).round(9).mod(1).eq(0).all()
+
+
+def test_separation_gives_no_fake_calibration_slope() -> None:
+    y = np.array([0] * 20 + [1] * 20)
+    p = np.concatenate([np.linspace(0.01, 0.45, 20), np.linspace(0.55, 0.99, 20)])
+    metrics = classification_metrics(y, np.column_stack([1 - p, p]), [0, 1])
+    assert np.isnan(metrics["calibration_slope"])  # not 73 or 110
+    assert np.isfinite(metrics["calibration_intercept"])
+    table = bootstrap_metrics(y, np.column_stack([1 - p, p]), [0, 1], n_resamples=50)
+    assert "separate the classes perfectly" in table.loc["calibration_slope", "note"]
+    assert np.isnan(table.loc["calibration_slope", "ci_low"])
+
+
+def test_one_class_still_gives_the_metrics_that_need_one_class() -> None:
+    y = np.zeros(30, dtype=int)
+    p = np.linspace(0.05, 0.6, 30)
+    metrics = classification_metrics(y, np.column_stack([1 - p, p]), [0, 1])
+    assert np.isnan(metrics["roc_auc"]) and np.isnan(metrics["sensitivity"])
+    assert metrics["brier"] == pytest.approx(np.mean(p**2))
+    assert metrics["specificity"] == pytest.approx(np.mean(p < 0.5))
+    assert np.isfinite(metrics["ece"])
+
+
+def test_bootstrap_does_not_depend_on_n_jobs() -> None:
+    from joblib import parallel_config
+
+    y, proba = _binary_case(120, seed=9)
+    groups = np.repeat(np.arange(60), 2)
+    with parallel_config(backend="threading"):
+        one = bootstrap_metrics(y, proba, [0, 1], groups=groups, n_resamples=200, n_jobs=1)
+        two = bootstrap_metrics(y, proba, [0, 1], groups=groups, n_resamples=200, n_jobs=2)
+    import pandas as pd
+
+    pd.testing.assert_frame_equal(one, two, check_exact=True)
+
+
+def test_volume_check_counts_patients_not_duplicated_lesions() -> None:
+    from radharmony.model._volume import compare_with_volume
+
+    rng = np.random.default_rng(11)
+    n = 120
+    y = rng.integers(0, 2, n)
+    signature = expit(0.9 * (y - 0.5) * 2 + rng.normal(0, 1.2, n))
+    volume = expit(0.7 * (y - 0.5) * 2 + rng.normal(0, 1.2, n))
+    sig, vol = np.column_stack([1 - signature, signature]), np.column_stack([1 - volume, volume])
+    _, _, p_once, test_once = compare_with_volume(y, sig, vol, [0, 1])
+    # Every patient three times (no new information): the p-value must not shrink.
+    rows = np.repeat(np.arange(n), 3)
+    groups = rows
+    _, _, p_three, test_three = compare_with_volume(
+        y[rows], sig[rows], vol[rows], [0, 1], groups=groups, n_resamples=2000
+    )
+    _, _, p_naive, _ = compare_with_volume(y[rows], sig[rows], vol[rows], [0, 1])
+    assert (test_once, test_three) == ("delong", "patient_bootstrap")
+    assert 0.005 < p_once < 0.2
+    assert p_three == pytest.approx(p_once, rel=0.3)
+    assert p_naive < p_once / 20  # what DeLong on duplicated rows wrongly reports
+
+
+def test_volume_imputation_uses_training_rows_only() -> None:
+    from radharmony.model._volume import volume_only_oof
+
+    volume = np.array([10.0, 20, 30, 40, 50, 60, 1000, 2000, np.nan, 45.0])
+    y = np.array([0, 0, 0, 1, 1, 1, 0, 1, 1, 0])
+    train, test = np.arange(6), np.arange(6, 10)
+    proba = volume_only_oof(volume, y, [(train, test)], [0, 1])
+    filled = volume.copy()
+    filled[8] = np.median(volume[train])  # 35: the training median, not the all-rows median
+    expected = volume_only_oof(filled, y, [(train, test)], [0, 1])
+    np.testing.assert_allclose(proba, expected)
+
+
+def test_volume_check_warns_when_it_cannot_run() -> None:
+    from radharmony.datasets import make_feature_table
+    from radharmony.model import VolumeCheckSkippedWarning, evaluate
+
+    table = make_feature_table(60, n_features=6, scanner_shift=0.0, scanner_scale=0.0, seed=2)
+    X = table[[c for c in table.columns if c.startswith("f")]].copy()
+    X.attrs = {}
+    with pytest.warns(VolumeCheckSkippedWarning, match="no lesion volume column was found"):
+        result = evaluate(X, table["label"], model="logistic_l2", inner_cv=3, cv=3, n_bootstrap=20)
+    assert result.volume_check is None

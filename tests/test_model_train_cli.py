@@ -39,7 +39,14 @@ def _check_dictionary(out: Path, project_root: Path, id_column: str) -> None:
         name = "<id>" if column == id_column else column
         name = "proba_<class>" if name.startswith("proba_") else name
         assert name in described, f"predictions column {column} is not in the data dictionary"
-    for table in ("metrics", "conformal_coverage", "shap_importance", "volume_correlations"):
+    for table in (
+        "metrics",
+        "conformal_coverage",
+        "shap_importance",
+        "volume_correlations",
+        "model_search",
+        "per_site",
+    ):
         columns = pd.read_csv(out / f"{table}.csv").columns
         assert set(columns) <= _described(project_root, table), table
 
@@ -67,13 +74,19 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFram
             "100",
             "--cv",
             "3",
+            "--inner-cv",
+            "3",
+            "--model",
+            "logistic_l2",
+            "--jobs",
+            "1",
             "--out",
             str(out),
         ]
     )
-    # 1: every output but model.skops was written (a step skops cannot store yet).
-    assert code in (0, 1)
-    assert (code == 0) == (out / "model.skops").exists()
+    # Every output, the model file included, must be written: 1 would mean it was not.
+    assert code == 0
+    assert (out / "model.skops").exists()
     return out, table
 
 
@@ -110,8 +123,9 @@ def test_saved_model_reproduces_the_final_model(trained) -> None:
     model, provenance = load_model(out / "model.skops")
     assert provenance["target"] == "label"
     assert provenance["final_features"] == metrics["final_features"]
-    assert len(provenance["conformal_thresholds"]) == 2
-    assert type(model).__name__ == "Pipeline"
+    assert provenance["conformal_level"] == 0.9
+    assert type(model).__name__ == "ConformalEnsemble"
+    assert len(model.estimators_) == 3
 
 
 def test_missing_column_is_a_clear_error(tmp_path: Path, capsys) -> None:
@@ -149,4 +163,7 @@ def test_radmlbench_kits_runs_with_sensible_numbers(shared_data: Path, tmp_path:
     assert 0.0 <= metrics["roc_auc_ci_low"] <= metrics["roc_auc"] <= metrics["roc_auc_ci_high"]
     assert metrics["volume_column"] == "noncontrast_original_shape_VoxelVolume"
     assert abs(metrics["conformal_coverage"] - 0.9) < 0.1
-    assert metrics["runtime_seconds"] < 120
+    # The default search compared the three families in every outer fold.
+    search = pd.read_csv(tmp_path / "model_search.csv")
+    families = {c.split(",")[0] for c in search["candidate"]}
+    assert {"RandomForestClassifier", "SVC"} <= families and search["fold"].nunique() == 3

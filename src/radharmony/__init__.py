@@ -62,6 +62,8 @@ _LAZY_NAMES: dict[str, str] = {
     "load_model": "radharmony.model",
     "save_model": "radharmony.model",
     "filter_image": "radharmony.ibsi.filters",
+    "ConformalEnsemble": "radharmony.model",
+    "predict": "radharmony.explain",
 }
 # Stage modules reachable as attributes (``radharmony.explain`` is callable: see its docs).
 _LAZY_MODULES = ("datasets", "explain", "harmonize", "model", "report", "study")
@@ -85,6 +87,7 @@ __all__ = [
     "IBSI_CONFIGURATIONS",
     "PRESETS",
     "ComBat",
+    "ConformalEnsemble",
     "EmptyMaskError",
     "EvaluationResult",
     "ExtractionSettings",
@@ -116,6 +119,7 @@ __all__ = [
     "load_model",
     "make_cohort",
     "make_feature_table",
+    "predict",
     "process_lesion",
     "read_bids",
     "read_dicom_mask",

@@ -12,6 +12,7 @@ from typing import Any
 from radharmony.errors import ModelError
 
 _MODELS = (
+    "auto",
     "logistic_l2",
     "logistic_l1",
     "logistic_elasticnet",
@@ -19,6 +20,9 @@ _MODELS = (
     "gradient_boosting",
     "svm",
 )
+
+
+_MONDRIAN: dict[str, bool | str] = {"auto": "auto", "yes": True, "no": False}
 
 
 def register(subparsers: Any) -> None:
@@ -29,9 +33,11 @@ def register(subparsers: Any) -> None:
         description=(
             "Nested, patient-grouped cross-validation of a radiomic classifier (every fitted "
             "step inside the training folds), with bootstrap confidence intervals, calibrated "
-            "probabilities, conformal prediction sets, SHAP explanations and a volume check. "
-            "Writes metrics.json, metrics.csv, predictions.csv, conformal_coverage.csv, "
-            "shap_importance.csv, volume_correlations.csv, SHAP figures and model.skops to --out."
+            "probabilities, CV+ conformal prediction sets, a domain check, SHAP explanations and "
+            "a volume check. Writes metrics.json, metrics.csv, predictions.csv, "
+            "conformal_coverage.csv, model_search.csv, per_site.csv, shap_importance.csv, "
+            "volume_correlations.csv, SHAP figures and model.skops (for radharmony predict) to "
+            "--out."
         ),
     )
     parser.add_argument("features", type=Path, help="feature table (CSV, CSV.gz, TSV or parquet)")
@@ -46,7 +52,12 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--drop", default="", help="comma-separated columns that are not features (e.g. age)"
     )
-    parser.add_argument("--model", default="logistic_l2", choices=_MODELS)
+    parser.add_argument(
+        "--model",
+        default="auto",
+        choices=_MODELS,
+        help="classifier family, or 'auto' (default) to compare families in the inner loop",
+    )
     parser.add_argument(
         "--selection", default="univariate", choices=("univariate", "l1", "mrmr", "none")
     )
@@ -57,10 +68,18 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--cv", default="5", help="outer folds (integer) or 'leave-one-site-out' (default: 5)"
     )
-    parser.add_argument("--inner-cv", type=int, default=3, help="inner folds (default: 3)")
+    parser.add_argument(
+        "--inner-cv", type=int, default=5, help="ensemble members / inner folds (default: 5)"
+    )
     parser.add_argument("--conformal-level", type=float, default=0.9)
     parser.add_argument(
-        "--mondrian", action="store_true", help="class-conditional conformal thresholds"
+        "--mondrian",
+        default="auto",
+        choices=("auto", "yes", "no"),
+        help="class-conditional conformal sets (auto: for imbalanced classes)",
+    )
+    parser.add_argument(
+        "--jobs", type=int, default=-1, help="parallel jobs (-1: all cores; same results)"
     )
     parser.add_argument(
         "--volume",
@@ -80,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     """Run the evaluation and write every output.
 
     Returns 0 on success and 1 when everything but the model file was written (the model holds
-    a step skops cannot store).
+    a step skops cannot store; a message says so).
     """
     import matplotlib
 
@@ -136,8 +155,9 @@ def _run(args: argparse.Namespace) -> int:
         cv=cv,
         inner_cv=args.inner_cv,
         conformal_level=args.conformal_level,
-        mondrian=args.mondrian,
+        mondrian=_MONDRIAN[args.mondrian],
         n_bootstrap=args.n_bootstrap,
+        n_jobs=args.jobs,
         random_state=args.seed,
         selection=args.selection,
         n_features=args.n_features,
@@ -156,6 +176,9 @@ def _run(args: argparse.Namespace) -> int:
     predictions.to_csv(out / "predictions.csv")
     result.metrics.to_csv(out / "metrics.csv")
     result.coverage.to_csv(out / "conformal_coverage.csv", index=False)
+    result.search.to_csv(out / "model_search.csv", index=False)
+    if result.per_site is not None:
+        result.per_site.to_csv(out / "per_site.csv")
 
     explanation = explain(result.model, features, batch=meta_batch, covariates=meta_cov)
     global_importance(explanation).to_csv(out / "shap_importance.csv")
@@ -178,7 +201,7 @@ def _run(args: argparse.Namespace) -> int:
             "final_features": summary["final_features"],
             "classes": summary["classes"],
             "conformal_level": result.conformal_level,
-            "conformal_thresholds": result.conformal_thresholds.tolist(),
+            "conformal_mondrian": result.mondrian,
         }
     )
     _print_summary(summary, out)

@@ -2,7 +2,8 @@
 
 Exact explainers where they apply (linear, tree ensembles), the permutation explainer
 otherwise; global importance, per-case top contributions and out-of-fold explanations as tables;
-beeswarm, bar and waterfall plots as matplotlib figures.
+beeswarm, bar and waterfall plots as matplotlib figures; predictions on new patients with their
+top contributions (:func:`predict`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import types
 from typing import Any
 
 from radharmony.explain._plots import plot_bar, plot_beeswarm, plot_waterfall
+from radharmony.explain._predict import predict
 from radharmony.explain._shap import explain
 from radharmony.explain._tables import (
     class_slice,
@@ -28,6 +30,7 @@ __all__ = [
     "plot_bar",
     "plot_beeswarm",
     "plot_waterfall",
+    "predict",
     "top_contributions",
 ]
 

@@ -23,7 +23,7 @@ from sklearn.svm import LinearSVC
 from sklearn.tree import DecisionTreeClassifier
 
 from radharmony.errors import ModelError
-from radharmony.model import selected_features
+from radharmony.model import CalibratedPipeline, selected_features
 
 _LINEAR = (LogisticRegression, RidgeClassifier, SGDClassifier, LinearSVC)
 _TREES = (
@@ -48,7 +48,7 @@ class _Final:
 
 
 def explain(
-    model: Pipeline,
+    model: Any,
     X: pd.DataFrame,
     *,
     batch: Any = None,
@@ -59,7 +59,7 @@ def explain(
     max_background: int = 100,
     random_state: int = 0,
 ) -> shap.Explanation:
-    """Return SHAP values of a fitted pipeline for the rows of ``X``, on the original features.
+    """Return SHAP values of a fitted model for the rows of ``X``, on the original features.
 
     The classifier is explained on the features it receives; every step before it maps one
     original column to at most one column (imputation, ComBat, scaling, filters, selection), so
@@ -67,26 +67,27 @@ def explain(
     Linear models use the exact linear explainer (interventional, background mean), tree
     ensembles the exact tree explainer, other models the permutation explainer.
 
-    The explained output is, for binary targets with sigmoid calibration (the default), the
-    calibrated log-odds of the positive class, i.e. ``logit(model.predict_proba(X)[:, 1])``;
-    otherwise the uncalibrated classifier's own score (decision function for linear models and
-    gradient boosting, probability for random forests), per class for multi-class targets.
-    ``explanation.output_names`` says which.
+    The explained output is, for binary targets with sigmoid or temperature calibration (the
+    default), the calibrated log-odds of the positive class, i.e.
+    ``logit(model.predict_proba(X)[:, 1])``; otherwise the uncalibrated classifier's own score
+    (decision function for linear models and gradient boosting, probability for random
+    forests), per class for multi-class targets. For a :class:`~radharmony.model.ConformalEnsemble`
+    the values are the mean of its members' values, which for calibrated binary members is
+    exactly the ensemble's log-odds. ``explanation.output_names`` says which.
 
     Parameters
     ----------
-    model : Pipeline
-        A fitted pipeline from :func:`radharmony.build_pipeline` (e.g. ``result.model``).
+    model : Pipeline, CalibratedPipeline or ConformalEnsemble
+        A fitted model from :func:`radharmony.build_pipeline` or :func:`radharmony.evaluate`.
     X : pandas.DataFrame
         Cases to explain, with the training feature columns.
     batch, covariates : optional
-        Scanner and ComBat covariates of ``X`` when the pipeline harmonises.
+        Scanner and covariates of ``X`` when the model harmonises.
     background : pandas.DataFrame, optional
-        Reference cases defining the base value (default: ``X``), sub-sampled to
-        ``max_background`` rows.
+        Reference cases defining the base value (default: the training rows an ensemble
+        stores, otherwise ``X``), sub-sampled to ``max_background`` rows.
     background_batch, background_covariates : optional
-        Scanner and covariates of ``background`` (default: those of ``X`` when ``background``
-        is not given).
+        Scanner and covariates of ``background``.
     max_background : int
         Largest number of background rows.
     random_state : int
@@ -99,38 +100,99 @@ def explain(
         ``base_values``, ``data`` (the original feature values) and ``feature_names``.
         Additive: ``values.sum(axis=1) + base_values`` equals the explained output.
     """
-    if not isinstance(model, Pipeline):
-        raise ModelError(f"explain needs a fitted Pipeline, got {type(model).__name__}")
     if not isinstance(X, pd.DataFrame):
         raise ModelError("explain needs X as a DataFrame with the training feature columns")
+    members = _members(model)
     if background is None:
-        background, background_batch, background_covariates = X, batch, covariates
+        stored = getattr(model, "background", None)
+        if callable(stored) and hasattr(model, "background_"):
+            background, background_batch, background_covariates = stored()
+        else:
+            background, background_batch, background_covariates = X, batch, covariates
     rows = _background_rows(len(background), max_background, random_state)
     background = background.iloc[rows]
     background_batch = None if background_batch is None else np.asarray(background_batch)[rows]
     if background_covariates is not None:
         background_covariates = pd.DataFrame(background_covariates).iloc[rows]
-
-    prefix = Pipeline(model.steps[:-1])
-    Z = _transform(prefix, X, batch, covariates)
-    Z_background = _transform(prefix, background, background_batch, background_covariates)
-    final = _final_classifier(model.steps[-1][1], model.classes_)
-    values, base = _raw_shap(final.estimator, Z, Z_background, random_state)
-    values = values * final.slope
-    base = base * final.slope + final.intercept
-
     names = [str(c) for c in X.columns]
-    columns = [names.index(n) for n in selected_features(model, names)]
-    full = np.zeros((len(X), len(names), *values.shape[2:]))
-    full[:, columns] = values
-    explanation = shap.Explanation(
-        values=full,
+    parts = [
+        _explain_member(
+            member,
+            X,
+            batch,
+            covariates,
+            background,
+            background_batch,
+            background_covariates,
+            random_state,
+            names,
+        )
+        for member in members
+    ]
+    values = np.mean([p[0] for p in parts], axis=0)
+    base = np.mean([p[1] for p in parts], axis=0)
+    output_name = parts[0][2]
+    if len(parts) > 1:
+        output_name = f"{output_name}, mean of {len(parts)} ensemble members"
+    return shap.Explanation(
+        values=values,
         base_values=base,
         data=X.to_numpy(dtype=float),
         feature_names=names,
-        output_names=final.output_name,
+        output_names=output_name,
     )
-    return explanation
+
+
+def _members(model: Any) -> list[Any]:
+    if hasattr(model, "estimators_") and hasattr(model, "unit_scores_"):
+        return list(model.estimators_)
+    if isinstance(model, Pipeline | CalibratedPipeline):
+        return [model]
+    raise ModelError(
+        "explain needs a fitted Pipeline, CalibratedPipeline or ConformalEnsemble, got "
+        f"{type(model).__name__}"
+    )
+
+
+def _explain_member(
+    member: Any,
+    X: pd.DataFrame,
+    batch: Any,
+    covariates: pd.DataFrame | None,
+    background: pd.DataFrame,
+    background_batch: Any,
+    background_covariates: pd.DataFrame | None,
+    random_state: int,
+    names: list[str],
+) -> tuple[NDArray[np.float64], NDArray[np.float64], str]:
+    """SHAP values (aligned on ``names``), base values and output name of one pipeline."""
+    if isinstance(member, CalibratedPipeline):
+        pipeline = member.pipeline_
+        affine = member.calibrator_.log_odds_map()
+        classes = np.asarray(member.classes_)
+        if affine is None:
+            final = _Final(pipeline.steps[-1][1], 1.0, 0.0, "")
+            final.output_name = _raw_output_name(final.estimator, classes)
+        else:
+            final = _Final(
+                pipeline.steps[-1][1],
+                affine[0],
+                affine[1],
+                f"calibrated log-odds of class {classes[1]}",
+            )
+    else:
+        pipeline = member
+        final = _final_classifier(pipeline.steps[-1][1], pipeline.classes_)
+    prefix = Pipeline(pipeline.steps[:-1])
+    Z = _transform(prefix, X, batch, covariates)
+    Z_background = _transform(prefix, background, background_batch, background_covariates)
+    values, base = _raw_shap(final.estimator, Z, Z_background, random_state)
+    values = values * final.slope
+    base = base * final.slope + final.intercept
+    columns = [names.index(n) for n in selected_features(pipeline, names)]
+    full = np.zeros((len(X), len(names), *values.shape[2:]))
+    full[:, columns] = values
+    return full, base, final.output_name
 
 
 def _background_rows(n: int, max_rows: int, random_state: int) -> NDArray[np.int_]:

@@ -1,8 +1,8 @@
-"""Nested, patient-grouped cross-validation with calibration, conformal sets and a volume check."""
+"""Nested, patient-grouped cross-validation of the deployed procedure, with a volume check."""
 
 from __future__ import annotations
 
-import tempfile
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -10,33 +10,32 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from joblib import Memory
+from joblib import Parallel, delayed
 from numpy.typing import ArrayLike, NDArray
-from sklearn import config_context
-from sklearn.base import clone
-from sklearn.model_selection import (
-    LeaveOneGroupOut,
-    ParameterGrid,
-    StratifiedGroupKFold,
-    StratifiedKFold,
-)
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.model_selection import LeaveOneGroupOut, StratifiedGroupKFold, StratifiedKFold
 from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
 from radharmony.errors import HarmonizationError, ModelError
-from radharmony.model import _checks, _conformal, _volume
-from radharmony.model._metrics import bootstrap_metrics, classification_metrics
-from radharmony.model._pipeline import (
-    build_pipeline,
-    default_param_grid,
-    selected_features,
-    set_pipeline_params,
-    uses_harmonizer,
-)
+from radharmony.model import _checks, _volume
+from radharmony.model._calibration import CalibratedPipeline, uses_harmonizer
+from radharmony.model._ensemble import ConformalEnsemble
+from radharmony.model._metrics import bootstrap_metrics
+from radharmony.model._pipeline import build_pipeline, default_param_grid, selected_features
 from radharmony.model._result import EvaluationResult, per_site_table, predictions_table
 
 Split = _checks.Split
 SITE_CV = ("leave-one-site-out", "loso")
+#: What the prediction sets guarantee, and under which assumption (also in reports).
+CONFORMAL_GUARANTEE = (
+    "CV+ prediction sets: if the training patients and a new patient are exchangeable, the "
+    "set covers the true class of every lesion of the new patient with probability at least "
+    "1 - 2*alpha minus a finite-sample term of order 1/n (Barber et al. 2021); the coverage "
+    "measured on the outer folds is the estimate to report. Mondrian sets make the statement "
+    "per class. Nothing is guaranteed for a scanner or site absent from the training data: "
+    "such cases are tested by the domain check and flagged for referral when outside."
+)
 
 
 @dataclass
@@ -64,7 +63,7 @@ class _Data:
         if self.batch is not None:
             meta["batch"] = self.batch
         if self.covariates is not None:
-            meta["covariates"] = self.covariates
+            meta["covariates"] = self.covariates.reset_index(drop=True)
         return meta
 
 
@@ -77,26 +76,40 @@ def evaluate(
     covariates: pd.DataFrame | None = None,
     sites: ArrayLike | None = None,
     volume: str | ArrayLike | None = "auto",
-    model: str | Pipeline = "logistic_l2",
-    param_grid: dict[str, list[Any]] | None = None,
+    model: str | Pipeline | CalibratedPipeline = "auto",
+    param_grid: dict[str, list[Any]] | list[dict[str, list[Any]]] | None = None,
     harmonize: bool | str | Any = "auto",
     cv: int | str = 5,
-    inner_cv: int = 3,
+    inner_cv: int = 5,
     conformal_level: float = 0.9,
-    mondrian: bool = False,
+    mondrian: bool | str = "auto",
     confidence_level: float = 0.95,
     n_bootstrap: int = 1000,
     volume_alpha: float = 0.05,
+    domain_alpha: float = 0.01,
     random_state: int = 0,
+    n_jobs: int | None = None,
     **pipeline_options: Any,
 ) -> EvaluationResult:
     """Evaluate a radiomic classifier with nested, patient-grouped cross-validation.
 
-    Every fitted step (imputation, ComBat, filters, scaling, selection, classifier, probability
-    calibration) is learnt on the outer training rows only; hyper-parameters are tuned by an
-    inner grouped CV on those rows. Conformal thresholds come from inner out-of-fold
-    probabilities of the outer training rows (cross-conformal) and coverage is measured on the
-    outer test rows. A volume-only model is evaluated on the same outer folds.
+    The deployed model is a :class:`ConformalEnsemble` fitted on all rows: ``inner_cv``
+    members, each tuned (model family included, for ``model="auto"``), calibrated and fitted
+    without one patient fold, with CV+ conformal sets. The outer cross-validation repeats that
+    whole procedure on each outer training part and scores the outer test rows, so its metrics
+    and its conformal coverage are honest estimates for the deployed procedure (fitted on a
+    share ``(cv - 1)/cv`` of the patients). Every fitted step (imputation, harmonisation,
+    filters, scaling, selection, classifier, calibration, domain check) sees training rows
+    only. A volume-only model is evaluated on the same outer folds.
+
+    What the conformal sets guarantee: if the patients are exchangeable (drawn from one
+    population, e.g. the same scanners and referral pattern), a new patient's set covers the
+    true class of all of its lesions with probability at least ``1 - 2 alpha`` minus a term of
+    order ``1/n`` (CV+, Barber et al. 2021); the measured coverage is reported in
+    ``coverage``. With Mondrian sets the statement holds within each class. Nothing is
+    guaranteed for a scanner or site absent from the training data: every prediction carries a
+    domain check (``domain_p_value``, ``domain_shift``) and a case outside the domain is
+    flagged *refer*.
 
     Parameters
     ----------
@@ -105,78 +118,80 @@ def evaluate(
     target : array-like of shape (n,)
         Class of each row (binary or multi-class).
     groups : array-like of shape (n,), optional
-        Patient of each row: lesions of one patient never straddle training and test rows, and
-        bootstrap intervals resample patients. Default: every row is its own patient.
+        Patient of each row: lesions of one patient never straddle training and test rows,
+        conformal calibration units and bootstrap resamples are patients. Default: every row
+        is its own patient.
     batch : array-like of shape (n,), optional
-        Scanner/protocol of each row, routed to ComBat.
+        Scanner/protocol of each row, routed to the harmoniser.
     covariates : pandas.DataFrame, optional
-        Biological covariates ComBat preserves (never the target: that leaks labels).
+        Biological covariates the harmoniser preserves (never the target: that leaks labels).
     sites : array-like of shape (n,), optional
-        Site of each row for per-site metrics and leave-one-site-out CV. Default: ``batch``.
+        Site of each row for per-site metrics, the per-site domain test and
+        leave-one-site-out CV. Default: ``batch``.
     volume : str, array-like, None or "auto"
         Lesion volume for the volume-confound check: a column of ``features``, an array, or
         ``"auto"`` to find a volume column by name (``lesion_volume_mm3``,
-        ``*original_shape_VoxelVolume``, ...). None skips the check (not recommended).
-    model : str or Pipeline
-        A model name of :func:`build_pipeline`, or a pipeline built by it.
-    param_grid : dict, optional
-        Inner-loop grid (uncalibrated naming, e.g. ``{"clf__C": [0.1, 1]}``). Default: the
-        small grid of :func:`default_param_grid` for a named model, none for a pipeline.
+        ``*original_shape_VoxelVolume``, ...; a :class:`VolumeCheckSkippedWarning` when none is
+        found). None skips the check (not recommended).
+    model : str, Pipeline or CalibratedPipeline
+        ``"auto"`` (default: logistic regression, random forest and RBF SVM compared in the
+        inner loop), a single family of :func:`build_pipeline`, or a pipeline built by it.
+    param_grid : dict or list of dict, optional
+        Inner-loop search space (uncalibrated naming, e.g. ``{"clf__C": [0.1, 1]}``).
+        Default: :func:`default_param_grid` for a named model, none for a pipeline.
     harmonize : bool, estimator or "auto"
-        ComBat inside the folds. ``"auto"``: on when ``batch`` is given and the CV is not
-        leave-one-site-out (ComBat cannot adjust a scanner it has never seen).
+        Harmonisation inside the folds. ``"auto"``: on when ``batch`` holds several scanners
+        and the CV is not leave-one-site-out (an unseen scanner cannot be adjusted).
     cv : int or str
         Number of outer folds (stratified, grouped by patient), or ``"leave-one-site-out"``.
     inner_cv : int
-        Number of inner folds used for tuning and for the conformal calibration scores.
+        Number of members of the ensemble (patient folds of the inner loop), at least 2.
     conformal_level : float
-        Nominal coverage of the prediction sets.
-    mondrian : bool
-        Class-conditional conformal thresholds (coverage guaranteed per class).
+        Nominal coverage ``1 - alpha`` of the prediction sets.
+    mondrian : bool or "auto"
+        Class-conditional conformal sets; ``"auto"`` chooses them for imbalanced classes with
+        enough patients per class (:func:`choose_mondrian`).
     confidence_level : float
         Level of the bootstrap confidence intervals.
     n_bootstrap : int
-        Number of bootstrap resamples.
+        Number of bootstrap resamples (class-stratified patient resampling).
     volume_alpha : float
         Significance level of the "signature beats volume" test.
+    domain_alpha : float
+        Level of the per-case domain check.
     random_state : int
         Seed of the splits, classifiers and bootstrap.
+    n_jobs : int, optional
+        Outer folds (and the final fit) and bootstrap resamples run in parallel with joblib;
+        every fit is seeded by ``random_state`` and its fold, so results are identical for
+        any ``n_jobs``.
     **pipeline_options
         Passed to :func:`build_pipeline` (``selection``, ``n_features``, ``calibration``, ...).
 
     Returns
     -------
     EvaluationResult
-        Out-of-fold predictions, metrics with intervals, conformal coverage, per-site metrics,
-        the volume check and the final model fitted on all rows.
+        Out-of-fold predictions, metrics with intervals, conformal coverage, per-site metrics
+        with the domain test, the per-fold model search, the volume check and the deployed
+        ensemble fitted on all rows.
 
     Raises
     ------
     ModelError
         On misaligned inputs, infinite values, a single class, a covariate equal to the target,
         a patient whose rows would straddle folds, too few patients per class for the requested
-        folds, a leave-one-site-out fold without training rows of some class, or data ComBat
-        cannot harmonise (one scanner, a one-row scanner, class confounded with scanner, a test
-        scanner absent from training).
+        folds, a leave-one-site-out fold without training rows of some class, or data the
+        harmoniser cannot use (one scanner, a one-row scanner, class confounded with scanner,
+        a test scanner absent from training).
     HarmonizationError
-        When ComBat fails inside a fold; the message names the fold.
-
-    Warns
-    -----
-    UserWarning
-        For feature columns without any value (dropped inside every fold) and, without
-        harmonisation, when every site holds a single class.
+        When harmonisation fails inside a fold; the message names the fold.
     """
     # Many small fits: multi-threaded BLAS/OpenMP only adds contention, so threads are limited
-    # for the duration of the call.
-    with (
-        threadpool_limits(limits=1),
-        tempfile.TemporaryDirectory(prefix="radharmony-cv-") as cache_dir,
-    ):
+    # for the duration of the call (joblib workers limit their own).
+    with threadpool_limits(limits=1):
         return _evaluate(
             features,
             target,
-            memory=Memory(cache_dir, verbose=0),
             groups=groups,
             batch=batch,
             covariates=covariates,
@@ -192,7 +207,9 @@ def evaluate(
             confidence_level=confidence_level,
             n_bootstrap=n_bootstrap,
             volume_alpha=volume_alpha,
+            domain_alpha=domain_alpha,
             random_state=random_state,
+            n_jobs=n_jobs,
             **pipeline_options,
         )
 
@@ -206,21 +223,26 @@ def _evaluate(
     covariates: pd.DataFrame | None,
     sites: ArrayLike | None,
     volume: str | ArrayLike | None,
-    model: str | Pipeline,
-    param_grid: dict[str, list[Any]] | None,
+    model: str | Pipeline | CalibratedPipeline,
+    param_grid: Any,
     harmonize: bool | str | Any,
     cv: int | str,
     inner_cv: int,
     conformal_level: float,
-    mondrian: bool,
+    mondrian: bool | str,
     confidence_level: float,
     n_bootstrap: int,
     volume_alpha: float,
+    domain_alpha: float,
     random_state: int,
-    memory: Memory | None = None,
+    n_jobs: int | None,
     **pipeline_options: Any,
 ) -> EvaluationResult:
     """Body of :func:`evaluate` (same parameters)."""
+    if not 0.0 < conformal_level < 1.0:
+        raise ModelError(f"conformal_level must be in (0, 1), got {conformal_level}")
+    if not isinstance(inner_cv, int) or inner_cv < 2:
+        raise ModelError(f"inner_cv must be an integer >= 2, got {inner_cv!r}")
     data, classes = _validated_data(features, target, groups, batch, covariates)
     sites_arr = _optional_array(sites if sites is not None else batch, len(data.y), "sites")
     site_cv = isinstance(cv, str)
@@ -231,19 +253,19 @@ def _evaluate(
     if harmonize == "auto":
         # One scanner has no scanner effect to remove: harmonisation is then left out.
         harmonize = data.batch is not None and not site_cv and len(set(data.batch)) > 1
-    if harmonize and data.batch is None:
+    if harmonize is not False and harmonize is not None and data.batch is None:
         raise ModelError("harmonize needs batch=: the scanner/protocol of each row")
-    tune_pipe, final_pipe, grid = _pipelines(model, harmonize, param_grid, pipeline_options)
-    # Grid points and the calibrated refit share every step before selection: caching those
-    # fits (per training subset) avoids refitting the harmoniser for each grid point.
-    tune_pipe = clone(tune_pipe).set_params(memory=memory)
-    final_pipe = clone(final_pipe).set_params(memory=memory)
-    if not hasattr(final_pipe, "predict_proba"):
-        raise ModelError(
-            f"model {model!r} gives no probabilities without calibration; pass "
-            "calibration='sigmoid' (or 'isotonic'/'temperature')"
-        )
-    if data.batch is not None and not uses_harmonizer(final_pipe):
+    template = _template(
+        model,
+        harmonize,
+        param_grid,
+        {"random_state": random_state, **pipeline_options},
+        inner_cv,
+        conformal_level,
+        mondrian,
+    )
+    template.set_params(domain_alpha=domain_alpha, random_state=random_state, n_jobs=1)
+    if data.batch is not None and not uses_harmonizer(template.pipeline):
         data.batch, data.covariates = None, None
 
     splits = list(_outer_splits(data, sites_arr, cv, random_state))
@@ -253,38 +275,43 @@ def _evaluate(
         _checks.check_harmonizable(data.y, data.batch, splits, site_cv)
     else:
         _checks.warn_if_confounded(data.y, sites_arr)
-    proba = np.full((len(data.y), classes.size), np.nan)
-    fold = np.zeros(len(data.y), dtype=int)
-    thresholds = np.zeros((len(data.y), classes.size))
-    fold_models, best_params, fold_features = [], [], []
-    for k, (train, test) in enumerate(splits):
-        with _fold_context(f"outer fold {k}"):
-            fitted, params, fold_thresholds = _fit_fold(
-                tune_pipe,
-                final_pipe,
-                grid,
-                data.take(train),
-                classes,
-                inner_cv,
-                conformal_level,
-                mondrian,
-                random_state,
-            )
-            fold_proba = _predict_proba(fitted, data.take(test), classes)
-        proba[test] = fold_proba
-        fold[test], thresholds[test] = k, fold_thresholds
-        fold_models.append(fitted)
-        best_params.append(params)
-        fold_features.append(selected_features(fitted, list(data.X.columns)))
-
-    with _fold_context("the final model (all rows)"):
-        final_model, final_params, _ = _fit_fold(
-            tune_pipe, final_pipe, grid, data, classes, inner_cv, None, mondrian, random_state
+    for train, _ in splits:
+        _checks.check_fold_counts(
+            data.y[train],
+            data.groups[train],
+            inner_cv,
+            "inner_cv",
+            " in the training rows of each outer fold",
         )
-    true_index = np.searchsorted(classes, data.y)
-    # Each outer fold has its own thresholds, so the sets are built row by row.
-    sets = (1.0 - proba) <= thresholds
-    predictions = predictions_table(data, proba, fold, sets, classes, sites_arr)
+    runs: list[tuple[str, NDArray[np.int_], NDArray[np.int_] | None]] = [
+        (f"outer fold {k}", train, test) for k, (train, test) in enumerate(splits)
+    ]
+    runs.append(("the final model (all rows)", np.arange(len(data.y)), None))
+    outputs = Parallel(n_jobs=n_jobs)(
+        delayed(_run)(template, data, train, test, where) for where, train, test in runs
+    )
+    final_model = outputs[-1][0]
+    proba = np.full((len(data.y), classes.size), np.nan)
+    sets = np.zeros((len(data.y), classes.size), dtype=bool)
+    domain_p = np.ones(len(data.y))
+    case_shift = np.zeros(len(data.y), dtype=bool)
+    fold = np.zeros(len(data.y), dtype=int)
+    for k, ((_, test), (ensemble, fold_proba, fold_sets, fold_p)) in enumerate(
+        zip(splits, outputs[:-1], strict=True)
+    ):
+        proba[test], sets[test], domain_p[test], fold[test] = fold_proba, fold_sets, fold_p, k
+        case_shift[test] = ensemble.domain_.flag_cases(fold_p)
+    fold_models = [out[0] for out in outputs[:-1]]
+    domain_sites = (
+        None if sites_arr is None else final_model.domain_.site_table(domain_p, sites_arr)
+    )
+    site_shift = np.zeros(len(data.y), dtype=bool)
+    if domain_sites is not None:
+        flagged = set(domain_sites.index[domain_sites["domain_shift"]])
+        site_shift = np.isin(np.asarray(sites_arr).astype(str), list(flagged))
+    predictions = predictions_table(
+        data, proba, fold, sets, classes, sites_arr, domain_p, case_shift | site_shift
+    )
     metrics = bootstrap_metrics(
         data.y,
         proba,
@@ -293,43 +320,49 @@ def _evaluate(
         confidence_level=confidence_level,
         n_resamples=n_bootstrap,
         random_state=random_state,
+        n_jobs=n_jobs,
     )
-    # The cache folder is temporary: fitted models must not point to it (nor be unsavable).
-    for fitted in [final_model, *fold_models]:
-        fitted.set_params(memory=None)
+    true_index = np.searchsorted(classes, data.y)
+    from radharmony.model._conformal import coverage_table
+
+    names = [str(c) for c in data.X.columns]
     result = EvaluationResult(
         predictions=predictions,
         metrics=metrics,
-        coverage=_conformal.coverage_table(sets, true_index, classes, sites=sites_arr),
+        coverage=coverage_table(
+            sets, true_index, classes, sites=sites_arr, refer=predictions["refer"].to_numpy()
+        ),
         per_site=None
         if sites_arr is None
-        else per_site_table(data.y, proba, sets, classes, sites_arr),
+        else per_site_table(data.y, proba, sets, classes, sites_arr, domain_sites),
         volume_check=None,
         model=final_model,
         fold_models=fold_models,
         splits=splits,
-        best_params=best_params,
-        final_params=final_params,
+        best_params=[m.best_params_ for m in fold_models],
+        final_params=final_model.best_params_,
         classes=classes,
-        feature_names=[str(c) for c in data.X.columns],
+        feature_names=names,
         conformal_level=conformal_level,
-        conformal_thresholds=_conformal.conformal_thresholds(
-            proba, true_index, conformal_level, mondrian=mondrian
-        ),
+        mondrian=bool(final_model.mondrian_),
+        search=_search_by_fold(fold_models),
         settings={
             "model": model if isinstance(model, str) else type(model).__name__,
-            "harmonize": bool(harmonize),
+            "harmonize": uses_harmonizer(template.pipeline),
             "cv": cv,
             "inner_cv": inner_cv,
             "mondrian": mondrian,
             "confidence_level": confidence_level,
             "n_bootstrap": n_bootstrap,
+            "domain_alpha": domain_alpha,
             "random_state": random_state,
-            "param_grid": grid,
-            **pipeline_options,
+            "calibration": template.calibration,
+            "param_grid": str(template.param_grid),
+            **{k: v for k, v in pipeline_options.items() if k != "calibration"},
+            "conformal_guarantee": CONFORMAL_GUARANTEE,
         },
-        fold_features=fold_features,
-        final_features=selected_features(final_model, list(data.X.columns)),
+        fold_features=[selected_features(m, names) for m in fold_models],
+        final_features=selected_features(final_model, names),
     )
     result.volume_check = _volume_check(
         result, data, volume, splits, volume_alpha, n_bootstrap, random_state
@@ -337,117 +370,98 @@ def _evaluate(
     return result
 
 
-def _pipelines(
-    model: str | Pipeline,
+def _template(
+    model: str | Pipeline | CalibratedPipeline,
     harmonize: bool | Any,
-    param_grid: dict[str, list[Any]] | None,
+    param_grid: Any,
     options: dict[str, Any],
-) -> tuple[Pipeline, Pipeline, dict[str, list[Any]]]:
-    """Return (pipeline tuned in the inner loop, calibrated pipeline, grid)."""
-    if isinstance(model, Pipeline):
-        return model, model, dict(param_grid or {})
-    if not isinstance(model, str):
-        raise ModelError(f"model must be a model name or a Pipeline, got {type(model).__name__}")
-    harmonizer = harmonize if harmonize not in (True, False) else bool(harmonize)
-    tune_options = {**options, "calibration": None}
-    tune = build_pipeline(model, harmonize=harmonizer, **tune_options)
-    final = build_pipeline(model, harmonize=harmonizer, **options)
-    grid = (
-        param_grid
-        if param_grid is not None
-        else default_param_grid(model, options.get("selection", "univariate"))
-    )
-    return tune, final, dict(grid)
-
-
-def _fit_fold(
-    tune_pipe: Pipeline,
-    final_pipe: Pipeline,
-    grid: dict[str, list[Any]],
-    train: _Data,
-    classes: NDArray[Any],
     inner_cv: int,
-    conformal_level: float | None,
-    mondrian: bool,
-    random_state: int,
-) -> tuple[Pipeline, dict[str, Any], NDArray[np.float64]]:
-    """Tune, fit the calibrated pipeline and compute conformal thresholds on training rows."""
-    inner = list(
-        _grouped_splits(train.y, train.groups, inner_cv, random_state + 1, what="inner_cv")
-    )
-    params = _tune(tune_pipe, grid, train, inner)
-    thresholds = np.full(classes.size, np.inf)
-    if conformal_level is not None:
-        oof = np.full((len(train.y), classes.size), np.nan)
-        for fit_rows, score_rows in inner:
-            model = _fit(set_pipeline_params(clone(final_pipe), params), train.take(fit_rows))
-            oof[score_rows] = _predict_proba(model, train.take(score_rows), classes)
-        thresholds = _conformal.conformal_thresholds(
-            oof, np.searchsorted(classes, train.y), conformal_level, mondrian=mondrian
+    conformal_level: float,
+    mondrian: bool | str,
+) -> ConformalEnsemble:
+    """Return the unfitted ensemble whose fitting procedure the outer folds repeat."""
+    calibration = options.get("calibration", "sigmoid")
+    calibration = "none" if calibration is None else calibration
+    if isinstance(model, CalibratedPipeline):
+        base: Pipeline = model.pipeline or build_pipeline(calibration=None)
+        calibration, grid = model.method, param_grid
+    elif isinstance(model, Pipeline):
+        base, grid = model, param_grid
+        if "calibration" not in options:
+            has_proba = hasattr(model, "predict_proba")
+            calibrated = isinstance(model.steps[-1][1], CalibratedClassifierCV)
+            calibration = "none" if has_proba or calibrated else "sigmoid"
+    elif isinstance(model, str):
+        harmonizer = harmonize if harmonize not in (True, False) else bool(harmonize)
+        build_options = {k: v for k, v in options.items() if k != "calibration"}
+        random_state = build_options.pop("random_state", 0)
+        base = build_pipeline(
+            model,
+            harmonize=harmonizer,
+            calibration=None,
+            random_state=random_state,
+            **build_options,
         )
-    model = _fit(set_pipeline_params(clone(final_pipe), params), train)
-    return model, params, thresholds
-
-
-def _tune(
-    pipeline: Pipeline, grid: dict[str, list[Any]], train: _Data, inner: list[Split]
-) -> dict[str, Any]:
-    """Return the grid point with the best mean inner ROC AUC (first one on ties)."""
-    candidates = list(ParameterGrid(grid)) if grid else [{}]
-    if len(candidates) == 1:
-        return candidates[0]
-    classes = np.unique(train.y)
-    scores: list[float] = []
-    for params in candidates:
-        fold_auc = []
-        for fit_rows, score_rows in inner:
-            model = _fit(set_pipeline_params(clone(pipeline), params), train.take(fit_rows))
-            held_out = train.take(score_rows)
-            proba = _ranking_scores(model, held_out, classes)
-            fold_auc.append(classification_metrics(held_out.y, proba, classes)["roc_auc"])
-        scores.append(float(np.nanmean(fold_auc)) if np.isfinite(fold_auc).any() else -np.inf)
-    return candidates[int(np.argmax(scores))]
-
-
-def _fit(pipeline: Pipeline, data: _Data) -> Pipeline:
-    """Fit a pipeline, routing batch/covariates to the harmoniser when it has one."""
-    if not uses_harmonizer(pipeline):
-        return pipeline.fit(data.X, data.y)
-    with config_context(enable_metadata_routing=True):
-        return pipeline.fit(data.X, data.y, **data.metadata())
-
-
-def _predict_proba(pipeline: Pipeline, data: _Data, classes: NDArray[Any]) -> NDArray[np.float64]:
-    """Return probabilities with columns in the order of ``classes`` (0 for unseen classes)."""
-    if uses_harmonizer(pipeline):
-        with config_context(enable_metadata_routing=True):
-            raw = pipeline.predict_proba(data.X, **data.metadata())
+        grid = (
+            param_grid
+            if param_grid is not None
+            else default_param_grid(
+                model, options.get("selection", "univariate"), random_state=random_state
+            )
+        )
     else:
-        raw = pipeline.predict_proba(data.X)
-    proba = np.zeros((len(data.y), classes.size))
-    proba[:, np.searchsorted(classes, pipeline.classes_)] = raw
-    return proba
+        raise ModelError(f"model must be a model name or a Pipeline, got {type(model).__name__}")
+    return ConformalEnsemble(
+        pipeline=base,
+        param_grid=grid,
+        calibration=calibration,
+        n_folds=inner_cv,
+        conformal_level=conformal_level,
+        mondrian=mondrian,
+    )
 
 
-def _ranking_scores(pipeline: Pipeline, data: _Data, classes: NDArray[Any]) -> NDArray[np.float64]:
-    """Per-class scores for ranking (probabilities, or decision values without them)."""
-    if hasattr(pipeline, "predict_proba"):
-        return _predict_proba(pipeline, data, classes)
-    with config_context(enable_metadata_routing=uses_harmonizer(pipeline)):
-        raw = pipeline.decision_function(data.X, **data.metadata())
-    if raw.ndim == 1:
-        return np.column_stack([-raw, raw])
-    scores = np.full((len(data.y), classes.size), -np.inf)
-    scores[:, np.searchsorted(classes, pipeline.classes_)] = raw
-    return scores
+def _run(
+    template: ConformalEnsemble,
+    data: _Data,
+    train: NDArray[np.int_],
+    test: NDArray[np.int_] | None,
+    where: str,
+) -> tuple[ConformalEnsemble, Any, Any, Any]:
+    """Fit the procedure on ``train`` and score ``test`` (proba, sets, domain p-values)."""
+    from sklearn.base import clone
+
+    part = data.take(train)
+    with threadpool_limits(limits=1), _fold_context(where):
+        ensemble = clone(template).fit(part.X, part.y, groups=part.groups, **part.metadata())
+        if test is None:
+            return ensemble, None, None, None
+        held = data.take(test)
+        members = ensemble.member_probas(held.X, **held.metadata())
+    from radharmony.model._ensemble import combine_probas
+
+    return (
+        ensemble,
+        combine_probas(members),
+        ensemble.conformal_sets(member_probas=members),
+        ensemble.domain_.p_values(held.X),
+    )
+
+
+def _search_by_fold(models: list[ConformalEnsemble]) -> pd.DataFrame:
+    tables = []
+    for k, model in enumerate(models):
+        table = model.search_table()
+        table.insert(0, "fold", k)
+        tables.append(table)
+    return pd.concat(tables, ignore_index=True)
 
 
 def _grouped_splits(
     y: NDArray[Any], groups: NDArray[Any], n_splits: int, random_state: int, *, what: str = "cv"
 ) -> Iterator[Split]:
     """Stratified K-fold splits that keep each group's rows together."""
-    where = " in the training rows of each outer fold" if what == "inner_cv" else ""
-    _checks.check_fold_counts(y, groups, n_splits, what, where)
+    _checks.check_fold_counts(y, groups, n_splits, what)
     if pd.Series(groups).is_unique:
         splitter = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=random_state)
         yield from splitter.split(np.zeros(len(y)), y)
@@ -496,8 +510,9 @@ def _fold_context(where: str) -> Iterator[None]:
     except HarmonizationError as err:
         raise HarmonizationError(
             f"harmonisation failed while fitting {where}: {err} (Inside cross-validation "
-            "ComBat sees only each fold's training rows, where a small scanner or covariate "
-            "level can be missing or reduced to one row: merge small groups or use fewer folds.)"
+            "the harmoniser sees only each fold's training rows, where a small scanner or "
+            "covariate level can be missing or reduced to one row: merge small groups or use "
+            "fewer folds.)"
         ) from err
 
 
@@ -516,12 +531,21 @@ def _volume_check(
     if isinstance(volume, str):
         name = _volume.find_volume_column(list(data.X.columns)) if volume == "auto" else volume
         if name is None:
+            warnings.warn(
+                "the volume check could not run: no lesion volume column was found among the "
+                f"features (looked for {list(_volume.VOLUME_NAMES)} and names ending in "
+                f"{list(_volume.VOLUME_SUFFIXES)}). Pass volume=<column or array>, or "
+                "volume=None to skip the check knowingly",
+                _volume.VolumeCheckSkippedWarning,
+                stacklevel=4,
+            )
             return None
         if name not in data.X.columns:
             raise ModelError(f"volume column {name!r} is not among the feature columns")
         values = data.X[name].to_numpy(dtype=float)
     else:
-        name, values = "volume", np.asarray(_optional_array(volume, len(data.y), "volume"), float)
+        name, values = "volume", np.asarray(volume, dtype=float)
+        _optional_array(values, len(data.y), "volume")
     proba_sig = result.predictions[[f"proba_{c}" for c in result.classes]].to_numpy()
     proba_vol = _volume.volume_only_oof(values, data.y, splits, result.classes)
     sig_auc, vol_auc, p_value, test = _volume.compare_with_volume(

@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import inspect
-import warnings
-
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 from scipy import stats
 from scipy.special import expit, logit
-
-# scipy >= 1.15 takes the bootstrap's generator as ``rng``; older releases as ``random_state``.
-_RNG_KEYWORD = "rng" if "rng" in inspect.signature(stats.bootstrap).parameters else "random_state"
 
 #: Metric names in the order :func:`classification_metrics` returns them.
 METRIC_NAMES: tuple[str, ...] = (
@@ -55,7 +49,9 @@ def classification_metrics(
         Keys of ``METRIC_NAMES``. ``calibration_slope`` is the slope of a logistic regression of
         the outcome on the logit of the prediction (1 is ideal, < 1 means over-confident);
         ``calibration_intercept`` is calibration-in-the-large (intercept with the logit as an
-        offset; 0 is ideal). A metric that cannot be computed (one class only) is NaN.
+        offset; 0 is ideal). The slope is NaN when the predictions separate the classes
+        perfectly (its maximum likelihood estimate is then infinite). With one class present
+        the AUC, slope and intercept are NaN; the other metrics are still computed.
     """
     classes = np.asarray(classes)
     proba = np.asarray(proba, dtype=float)
@@ -73,11 +69,16 @@ def bootstrap_metrics(
     n_resamples: int = 1000,
     method: str = "BCa",
     random_state: int = 0,
+    n_jobs: int | None = None,
 ) -> pd.DataFrame:
-    """Return every metric with a bootstrap confidence interval (:func:`scipy.stats.bootstrap`).
+    """Return every metric with a class-stratified patient bootstrap confidence interval.
 
-    Resampling is by cluster when ``groups`` is given: whole patients are drawn with
-    replacement, so lesions of one patient stay together as they are not independent.
+    Patients are resampled with replacement *within strata of the classes they hold* (for one
+    lesion per patient: within each class), so every resample keeps the sample's number of
+    patients of each class and no resample lacks a class. Lesions of one patient stay together.
+    A resample where a metric is still undefined (a calibration slope under perfect separation)
+    is dropped for that metric and counted in ``n_resamples_used``; nothing is silently NaN:
+    ``note`` says why an estimate or interval is missing.
 
     Parameters
     ----------
@@ -90,57 +91,163 @@ def bootstrap_metrics(
     n_resamples : int
         Number of bootstrap resamples.
     method : str
-        ``"BCa"`` (default), ``"percentile"`` or ``"basic"``. Metrics whose BCa interval is
-        undefined (a constant statistic) fall back to the percentile interval.
+        ``"BCa"`` (default; bias-corrected and accelerated, acceleration from the patient
+        jackknife) or ``"percentile"``. A metric whose BCa correction is undefined (every
+        resample on one side of the estimate) falls back to the percentile interval.
     random_state : int
-        Seed of the resampling.
+        Seed of the resampling (all resamples are drawn before any is evaluated, so the
+        result does not depend on ``n_jobs``).
+    n_jobs : int, optional
+        Parallel evaluation of the resamples (joblib).
 
     Returns
     -------
     pandas.DataFrame
-        Index: metric names; columns ``estimate``, ``ci_low``, ``ci_high``.
+        Index: metric names; columns ``estimate``, ``ci_low``, ``ci_high``,
+        ``n_resamples_used`` and ``note``.
     """
+    from joblib import Parallel, delayed
+
+    if method not in ("BCa", "percentile"):
+        raise ValueError(f"method must be 'BCa' or 'percentile', got {method!r}")
     classes = np.asarray(classes)
     proba = np.asarray(proba, dtype=float)
     onehot = (np.asarray(y_true)[:, None] == classes[None, :]).astype(float)
-    if groups is None:
-        clusters = [np.array([i]) for i in range(len(onehot))]
-    else:
-        codes = pd.factorize(pd.Series(np.asarray(groups)))[0]
-        clusters = [np.flatnonzero(codes == c) for c in range(codes.max() + 1)]
-
-    def statistic(cluster_index: NDArray[np.int_]) -> NDArray[np.float64]:
-        rows = np.concatenate([clusters[c] for c in cluster_index])
-        return _metric_vector(onehot[rows], proba[rows], 10)
-
-    def interval(how: str) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        with warnings.catch_warnings():
-            # Degenerate resamples (one class) give NaN for some metrics; scipy warns about them.
-            warnings.simplefilter("ignore")
-            result = stats.bootstrap(
-                (np.arange(len(clusters)),),
-                statistic,
-                vectorized=False,
-                n_resamples=n_resamples,
-                confidence_level=confidence_level,
-                method=how,
-                **{_RNG_KEYWORD: np.random.default_rng(random_state)},
-            )
-        ci = result.confidence_interval
-        return np.asarray(ci.low, dtype=float), np.asarray(ci.high, dtype=float)
-
+    clusters, strata = _clusters_and_strata(onehot, groups)
+    rng = np.random.default_rng(random_state)
+    draws = np.empty((n_resamples, len(clusters)), dtype=np.int64)
+    for b in range(n_resamples):
+        for members in strata:
+            draws[b, members] = members[rng.integers(0, members.size, members.size)]
+    chunks = np.array_split(np.arange(n_resamples), max(1, min(n_resamples, 8)))
+    parts = Parallel(n_jobs=n_jobs)(
+        delayed(_resample_metrics)(onehot, proba, clusters, draws[chunk]) for chunk in chunks
+    )
+    replicates = np.vstack(parts) if parts else np.zeros((0, len(METRIC_NAMES)))
     estimate = _metric_vector(onehot, proba, 10)
-    low, high = interval(method)
-    failed = np.isfinite(estimate) & ~(np.isfinite(low) & np.isfinite(high))
-    if failed.any() and method != "percentile":
-        # BCa is undefined when every resample gives the same value (e.g. specificity 0);
-        # the percentile interval is then the honest (degenerate) answer.
-        fallback_low, fallback_high = interval("percentile")
-        low, high = np.where(failed, fallback_low, low), np.where(failed, fallback_high, high)
+    alpha = (1.0 - confidence_level) / 2.0
+    jackknife = (
+        np.array(
+            [
+                _metric_vector(
+                    *_rows_of(onehot, proba, clusters, np.delete(np.arange(len(clusters)), c)), 10
+                )
+                for c in range(len(clusters))
+            ]
+        )
+        if method == "BCa"
+        else None
+    )
+    low, high, used, notes = [], [], [], []
+    for m, name in enumerate(METRIC_NAMES):
+        values = replicates[:, m]
+        finite = values[np.isfinite(values)]
+        used.append(int(finite.size))
+        note = _undefined_reason(name, onehot, proba) if not np.isfinite(estimate[m]) else ""
+        if not np.isfinite(estimate[m]) or finite.size < 2:
+            low.append(np.nan)
+            high.append(np.nan)
+            notes.append(note or "too few resamples where the metric is defined")
+            continue
+        lo_q, hi_q = alpha, 1.0 - alpha
+        if jackknife is not None:
+            adjusted = _bca_levels(finite, estimate[m], jackknife[:, m], alpha)
+            if adjusted is not None:
+                lo_q, hi_q = adjusted
+        low.append(float(np.quantile(finite, lo_q)))
+        high.append(float(np.quantile(finite, hi_q)))
+        dropped = n_resamples - finite.size
+        notes.append(
+            f"{dropped} of {n_resamples} resamples dropped (metric undefined there)"
+            if dropped
+            else ""
+        )
     return pd.DataFrame(
-        {"estimate": estimate, "ci_low": low, "ci_high": high},
+        {
+            "estimate": estimate,
+            "ci_low": low,
+            "ci_high": high,
+            "n_resamples_used": used,
+            "note": notes,
+        },
         index=pd.Index(METRIC_NAMES, name="metric"),
     )
+
+
+def _clusters_and_strata(
+    onehot: NDArray[np.float64], groups: ArrayLike | None
+) -> tuple[list[NDArray[np.int_]], list[NDArray[np.int_]]]:
+    """Rows of each patient, and the patients of each stratum (set of classes they hold)."""
+    n = len(onehot)
+    codes = np.arange(n) if groups is None else pd.factorize(pd.Series(np.asarray(groups)))[0]
+    order = np.argsort(codes, kind="stable")
+    bounds = np.flatnonzero(np.diff(codes[order])) + 1
+    clusters = np.split(order, bounds) if n else []
+    keys = [
+        tuple(int(k) for k in np.flatnonzero(onehot[rows].sum(axis=0) > 0)) for rows in clusters
+    ]
+    strata: dict[tuple[int, ...], list[int]] = {}
+    for c, key in enumerate(keys):
+        strata.setdefault(key, []).append(c)
+    return clusters, [np.asarray(v) for _, v in sorted(strata.items())]
+
+
+def _rows_of(
+    onehot: NDArray[np.float64],
+    proba: NDArray[np.float64],
+    clusters: list[NDArray[np.int_]],
+    chosen: NDArray[np.int_],
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    rows = np.concatenate([clusters[c] for c in chosen])
+    return onehot[rows], proba[rows]
+
+
+def _resample_metrics(
+    onehot: NDArray[np.float64],
+    proba: NDArray[np.float64],
+    clusters: list[NDArray[np.int_]],
+    draws: NDArray[np.int_],
+) -> NDArray[np.float64]:
+    return np.array(
+        [_metric_vector(*_rows_of(onehot, proba, clusters, draw), 10) for draw in draws]
+    ).reshape(len(draws), len(METRIC_NAMES))
+
+
+def _bca_levels(
+    replicates: NDArray[np.float64], estimate: float, jackknife: NDArray[np.float64], alpha: float
+) -> tuple[float, float] | None:
+    """BCa-adjusted quantile levels, or None when the correction is undefined."""
+    below = np.mean(replicates < estimate) + 0.5 * np.mean(replicates == estimate)
+    if not 0.0 < below < 1.0:
+        return None
+    z0 = stats.norm.ppf(below)
+    jack = jackknife[np.isfinite(jackknife)]
+    if jack.size < 3:
+        return None
+    deviation = jack.mean() - jack
+    denominator = 6.0 * np.sum(deviation**2) ** 1.5
+    acceleration = float(np.sum(deviation**3) / denominator) if denominator > 0 else 0.0
+    levels = []
+    for z in (stats.norm.ppf(alpha), stats.norm.ppf(1.0 - alpha)):
+        shifted = z0 + z
+        levels.append(float(stats.norm.cdf(z0 + shifted / (1.0 - acceleration * shifted))))
+    if not all(np.isfinite(levels)):
+        return None
+    return levels[0], levels[1]
+
+
+def _undefined_reason(name: str, onehot: NDArray[np.float64], proba: NDArray[np.float64]) -> str:
+    present = onehot.sum(axis=0) > 0
+    if present.sum() < 2 and name in ("roc_auc", "calibration_slope", "calibration_intercept"):
+        return "undefined: the cases hold a single class"
+    if name == "calibration_slope":
+        return (
+            "undefined: the predictions separate the classes perfectly, so the maximum "
+            "likelihood slope is infinite"
+        )
+    if name in ("sensitivity", "specificity"):
+        return "undefined: no case of the class it is computed on"
+    return "undefined for these cases"
 
 
 def binary_auc(y: ArrayLike, score: ArrayLike) -> float:
@@ -211,11 +318,16 @@ def _delong_components(
 def _metric_vector(
     onehot: NDArray[np.float64], proba: NDArray[np.float64], n_bins: int
 ) -> NDArray[np.float64]:
-    """All metrics, in ``METRIC_NAMES`` order, from one-hot labels and probabilities."""
+    """All metrics, in ``METRIC_NAMES`` order, from one-hot labels and probabilities.
+
+    Every metric that is defined for the cases is computed: with a single class present the
+    Brier score, the expected calibration error and the recall of the present class remain
+    defined; the AUC and the calibration slope and intercept are NaN.
+    """
     n_classes = onehot.shape[1]
-    present = onehot.sum(axis=0) > 0
-    if present.sum() < 2:
+    if len(onehot) == 0:
         return np.full(len(METRIC_NAMES), np.nan)
+    present = onehot.sum(axis=0) > 0
     true_index = onehot.argmax(axis=1)
     pred_index = proba.argmax(axis=1)
     recall = np.array(
@@ -224,28 +336,41 @@ def _metric_vector(
             for k in range(n_classes)
         ]
     )
-    specificity = np.array([np.mean(pred_index[true_index != k] != k) for k in range(n_classes)])
+    specificity = np.array(
+        [
+            np.mean(pred_index[true_index != k] != k) if (true_index != k).any() else np.nan
+            for k in range(n_classes)
+        ]
+    )
+    two_classes = present.sum() >= 2
     if n_classes == 2:
         positive = onehot[:, 1]
-        auc = binary_auc(positive, proba[:, 1])
+        auc = binary_auc(positive, proba[:, 1]) if two_classes else np.nan
         sensitivity, spec = recall[1], recall[0]
         brier = float(np.mean((proba[:, 1] - positive) ** 2))
         slope, intercept = _calibration_slope_intercept(positive, proba[:, 1])
         ece = _expected_calibration_error(positive, proba[:, 1], n_bins)
     else:
-        auc = float(np.nanmean([binary_auc(onehot[:, k], proba[:, k]) for k in range(n_classes)]))
-        sensitivity, spec = np.nanmean(recall), float(np.mean(specificity))
+        per_class = [binary_auc(onehot[:, k], proba[:, k]) for k in range(n_classes)]
+        auc = _nanmean(per_class) if two_classes else np.nan
+        sensitivity, spec = _nanmean(recall), _nanmean(specificity)
         brier = float(np.mean(np.sum((proba - onehot) ** 2, axis=1)))
         slopes = np.array(
             [_calibration_slope_intercept(onehot[:, k], proba[:, k]) for k in range(n_classes)]
         )
-        slope, intercept = np.nanmean(slopes, axis=0)
+        slope, intercept = _nanmean(slopes[:, 0]), _nanmean(slopes[:, 1])
         correct = (pred_index == true_index).astype(float)
         ece = _expected_calibration_error(correct, proba.max(axis=1), n_bins)
-    balanced_accuracy = float(np.nanmean(recall))
+    balanced_accuracy = _nanmean(recall)
     return np.array(
         [auc, balanced_accuracy, sensitivity, spec, brier, slope, intercept, ece], dtype=float
     )
+
+
+def _nanmean(values: ArrayLike) -> float:
+    array = np.asarray(values, dtype=float)
+    finite = array[np.isfinite(array)]
+    return float(finite.mean()) if finite.size else float("nan")
 
 
 def _expected_calibration_error(
@@ -265,7 +390,12 @@ def _calibration_slope_intercept(
     if outcome.min() == outcome.max():
         return float("nan"), float("nan")
     lp = logit(np.clip(prob, _EPS, 1.0 - _EPS))
-    return _logistic_slope(lp, outcome), _logistic_offset_intercept(lp, outcome)
+    intercept = _logistic_offset_intercept(lp, outcome)
+    if lp[outcome == 1].min() >= lp[outcome == 0].max():
+        # (Quasi-)complete separation: the likelihood grows without bound with the slope, so
+        # any finite "slope" printed here would be an artefact of when the iterations stopped.
+        return float("nan"), intercept
+    return _logistic_slope(lp, outcome), intercept
 
 
 def _logistic_slope(
@@ -286,7 +416,7 @@ def _logistic_slope(
         a, b = a + da, b + db
         if max(abs(da), abs(db)) < 1e-10:
             return float(b)
-    return float(b) if abs(b) < 1e6 else float("nan")
+    return float("nan")
 
 
 def _logistic_offset_intercept(

@@ -16,15 +16,19 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
 from radharmony.errors import ModelError
+from radharmony.model._calibration import CALIBRATIONS, CalibratedPipeline
+from radharmony.model._calibration import uses_harmonizer as uses_harmonizer
 from radharmony.model._transformers import (
     DropCorrelated,
     DropNearConstant,
     L1Selector,
     MRMRSelector,
     UnivariateSelector,
+    penalised_logistic,
 )
 
 MODELS: tuple[str, ...] = (
+    "auto",
     "logistic_l2",
     "logistic_l1",
     "logistic_elasticnet",
@@ -33,7 +37,6 @@ MODELS: tuple[str, ...] = (
     "svm",
 )
 SELECTIONS: tuple[str, ...] = ("univariate", "l1", "mrmr", "none")
-CALIBRATIONS: tuple[str, ...] = ("sigmoid", "isotonic", "temperature", "none")
 
 #: Step names of every pipeline built by :func:`build_pipeline`, in order.
 STEP_NAMES: tuple[str, ...] = (
@@ -47,20 +50,8 @@ STEP_NAMES: tuple[str, ...] = (
 )
 
 
-def _check_calibration_available(calibration: str) -> None:
-    # Temperature scaling arrived in scikit-learn 1.8; older releases refuse the method name.
-    import sklearn
-
-    major, minor = (int(part) for part in sklearn.__version__.split(".")[:2])
-    if calibration == "temperature" and (major, minor) < (1, 8):
-        raise ModelError(
-            "calibration='temperature' needs scikit-learn 1.8 or newer (installed: "
-            f"{sklearn.__version__}); upgrade scikit-learn or use calibration='sigmoid'"
-        )
-
-
 def build_pipeline(
-    model: str = "logistic_l2",
+    model: str = "auto",
     *,
     harmonize: bool | BaseEstimator | None = None,
     selection: str = "univariate",
@@ -68,23 +59,26 @@ def build_pipeline(
     correlation_threshold: float = 0.9,
     max_mode_fraction: float = 0.95,
     calibration: str | None = "sigmoid",
-    calibration_cv: int = 3,
+    calibration_cv: int = 5,
     random_state: int = 0,
-) -> Pipeline:
+) -> Pipeline | CalibratedPipeline:
     """Return a classification pipeline whose every step is fitted on training rows only.
 
     Steps: median imputation, optional ComBat harmonisation (``batch``/``covariates`` routed as
     metadata), removal of near-constant then highly correlated features, standardisation,
-    feature selection, and a classifier with balanced class weights, optionally wrapped in
-    :class:`~sklearn.calibration.CalibratedClassifierCV` (so calibration is also learnt inside
-    the training rows).
+    feature selection, and a classifier with balanced class weights. With a calibration the
+    pipeline is wrapped in :class:`CalibratedPipeline`, which fits the calibration map on
+    out-of-fold scores of whole-pipeline refits (grouped by patient when ``groups`` is passed
+    to ``fit``), so no step that saw labels was fitted on the calibration rows.
 
     Parameters
     ----------
     model : str
-        One of ``"logistic_l2"`` (default), ``"logistic_l1"``, ``"logistic_elasticnet"``,
-        ``"random_forest"``, ``"gradient_boosting"`` (histogram gradient boosting) or ``"svm"``
-        (RBF kernel).
+        ``"auto"`` (default) builds the ``"logistic_l2"`` pipeline; with
+        :func:`default_param_grid` the inner loop of :func:`radharmony.evaluate` then also
+        tries a random forest and an RBF support vector machine. Single families:
+        ``"logistic_l2"``, ``"logistic_l1"``, ``"logistic_elasticnet"``, ``"random_forest"``,
+        ``"gradient_boosting"`` (histogram gradient boosting) or ``"svm"`` (RBF kernel).
     harmonize : bool or estimator, optional
         ``None``/``False``: no harmonisation step ("passthrough"). ``True``: the package's
         default ComBat (``radharmony.harmonize.default_harmonizer()``). An estimator: a clone of
@@ -101,33 +95,26 @@ def build_pipeline(
         ``"sigmoid"`` (default; Platt), ``"isotonic"``, ``"temperature"`` or ``None``/``"none"``.
         The SVM has probabilities only through a calibration.
     calibration_cv : int
-        Number of folds :class:`~sklearn.calibration.CalibratedClassifierCV` uses.
+        Number of folds of the whole-pipeline refits the calibration map is fitted on.
     random_state : int
         Seed of the stochastic classifiers.
 
     Returns
     -------
-    sklearn.pipeline.Pipeline
-        Steps named as in ``STEP_NAMES``; unused steps are ``"passthrough"``.
+    Pipeline or CalibratedPipeline
+        Steps named as in ``STEP_NAMES``; unused steps are ``"passthrough"``. Calibrated: the
+        pipeline is ``.pipeline`` (fitted: ``.pipeline_``).
 
     Raises
     ------
     ModelError
-        If ``model``, ``selection`` or ``calibration`` is not a known name, or
-        ``calibration="temperature"`` with scikit-learn older than 1.8.
+        If ``model``, ``selection`` or ``calibration`` is not a known name.
     """
     calibration = "none" if calibration is None else calibration
     _check_choice("model", model, MODELS)
     _check_choice("selection", selection, SELECTIONS)
     _check_choice("calibration", calibration, CALIBRATIONS)
-    _check_calibration_available(calibration)
-    classifier = _classifier(model, random_state)
-    if calibration != "none":
-        # ensemble=False: one classifier fitted on all training rows plus one calibrator, so the
-        # calibrated output is a monotone map of a single model (what SHAP explains).
-        classifier = CalibratedClassifierCV(
-            classifier, method=calibration, cv=calibration_cv, ensemble=False
-        )
+    classifier = _classifier("logistic_l2" if model == "auto" else model, random_state)
     steps: list[tuple[str, Any]] = [
         ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
         ("harmonize", _harmonizer(harmonize)),
@@ -137,14 +124,29 @@ def build_pipeline(
         ("select", _selector(selection, n_features)),
         ("clf", classifier),
     ]
-    return Pipeline(steps)
+    if calibration == "none":
+        return Pipeline(steps)
+    return CalibratedPipeline(
+        Pipeline(steps), method=calibration, cv=calibration_cv, random_state=random_state
+    )
 
 
-def default_param_grid(model: str, selection: str = "univariate") -> dict[str, list[Any]]:
-    """Return the small inner-loop grid used by :func:`radharmony.evaluate` for a model.
+def default_param_grid(
+    model: str, selection: str = "univariate", *, random_state: int = 0
+) -> dict[str, list[Any]] | list[dict[str, list[Any]]]:
+    """Return the inner-loop search space used by :func:`radharmony.evaluate` for a model.
 
     Keys address the uncalibrated pipeline (``"clf__C"``, ``"select__k"``); use
     :func:`set_pipeline_params` to apply them to a calibrated one.
+
+    The ``"auto"`` space compares three classifier families that radiomics comparisons keep
+    finding among the best on small tables (penalised logistic regression, random forest, RBF
+    support vector machine), each with its main complexity parameter on a decade grid that
+    ends at the library default: logistic regression ``C`` in {0.1, 1} with the 5, 10 or 20
+    best univariate features; a 200-tree random forest on every filtered feature (it selects
+    features itself) with ``min_samples_leaf`` in {1, 5}; the SVM with the 10 best features
+    and ``C`` in {1, 10} (its default gamma adapts to the scale). The space was fixed by this
+    rule before any benchmark table was looked at.
 
     Parameters
     ----------
@@ -152,13 +154,29 @@ def default_param_grid(model: str, selection: str = "univariate") -> dict[str, l
         A name from ``MODELS``.
     selection : str
         A name from ``SELECTIONS``; ``"none"`` adds no selection parameter.
+    random_state : int
+        Seed of the random forest of the ``"auto"`` space.
 
     Returns
     -------
-    dict
-        Parameter name to candidate values (at most 4 combinations, so nested CV stays fast).
+    dict or list of dict
+        Parameter name to candidate values (a list of such grids for ``"auto"``).
     """
     _check_choice("model", model, MODELS)
+    if model == "auto":
+        with_selection = selection != "none"
+        linear: dict[str, list[Any]] = {"clf__C": [0.1, 1.0]}
+        svm: dict[str, list[Any]] = {"clf": [_classifier("svm", random_state)]}
+        svm["clf__C"] = [1.0, 10.0]
+        if with_selection:
+            linear["select__k"] = [5, 10, 20]
+            svm["select__k"] = [10]
+        forest: dict[str, list[Any]] = {
+            "clf": [_classifier("random_forest", random_state)],
+            "clf__min_samples_leaf": [1, 5],
+            "select": ["passthrough"],
+        }
+        return [linear, forest, svm]
     grid: dict[str, list[Any]] = {}
     if selection != "none":
         grid["select__k"] = [5, 10]
@@ -186,21 +204,43 @@ def set_pipeline_params(pipeline: Pipeline, params: dict[str, Any]) -> Pipeline:
     Pipeline
         The same pipeline, modified in place.
     """
+    values = {
+        name: clone(value) if isinstance(value, BaseEstimator) else value
+        for name, value in params.items()
+    }
+    if isinstance(pipeline, CalibratedPipeline):
+        inner = (
+            pipeline.pipeline if pipeline.pipeline is not None else build_pipeline(calibration=None)
+        )
+        pipeline.set_params(pipeline=set_pipeline_params(clone(inner), values))
+        return pipeline
     calibrated = isinstance(pipeline.named_steps["clf"], CalibratedClassifierCV)
     translated = {
         (name.replace("clf__", "clf__estimator__", 1) if calibrated else name): value
-        for name, value in params.items()
+        for name, value in values.items()
     }
+    if calibrated and "clf" in values:
+        translated.pop("clf__estimator__", None)
+        translated["clf__estimator"] = translated.pop("clf")
     return pipeline.set_params(**translated)
 
 
-def selected_features(pipeline: Pipeline, input_features: list[str]) -> list[str]:
+def selected_features(pipeline: Any, input_features: list[str]) -> list[str]:
     """Return the input feature names that reach the classifier of a fitted pipeline.
 
     Every step before the classifier maps one input column to at most one output column
     (imputation, ComBat and scaling keep columns; the filters and the selector drop some), so
-    the classifier's inputs are a subset of the original features, in order.
+    the classifier's inputs are a subset of the original features, in order. For a
+    calibrated pipeline, the fitted pipeline inside it; for an ensemble, the features any
+    member uses.
     """
+    if hasattr(pipeline, "estimators_"):
+        used = set()
+        for member in pipeline.estimators_:
+            used |= set(selected_features(member, input_features))
+        return [str(n) for n in input_features if str(n) in used]
+    if isinstance(pipeline, CalibratedPipeline):
+        pipeline = pipeline.pipeline_
     names = np.asarray(input_features, dtype=object)
     for _, step in pipeline.steps[:-1]:
         if step in ("passthrough", None):
@@ -208,12 +248,6 @@ def selected_features(pipeline: Pipeline, input_features: list[str]) -> list[str
         if hasattr(step, "get_support"):
             names = names[step.get_support()]
     return [str(n) for n in names]
-
-
-def uses_harmonizer(pipeline: Pipeline) -> bool:
-    """Return True when the pipeline has a harmonisation step (which needs ``batch``)."""
-    step = pipeline.named_steps.get("harmonize", "passthrough")
-    return step not in ("passthrough", None)
 
 
 def _check_choice(what: str, value: str, choices: tuple[str, ...]) -> None:
@@ -226,16 +260,12 @@ def _classifier(model: str, random_state: int) -> BaseEstimator:
     if model == "logistic_l2":
         return LogisticRegression(C=1.0, class_weight="balanced", max_iter=2000)
     if model == "logistic_l1":
-        return LogisticRegression(
-            C=1.0, l1_ratio=1.0, solver="saga", class_weight="balanced", max_iter=5000
-        )
+        return penalised_logistic(1.0, solver="saga", class_weight="balanced", max_iter=5000)
     if model == "logistic_elasticnet":
-        return LogisticRegression(
-            C=1.0, l1_ratio=0.5, solver="saga", class_weight="balanced", max_iter=5000
-        )
+        return penalised_logistic(0.5, solver="saga", class_weight="balanced", max_iter=5000)
     if model == "random_forest":
         return RandomForestClassifier(
-            n_estimators=100, class_weight="balanced", random_state=random_state
+            n_estimators=200, class_weight="balanced", random_state=random_state
         )
     if model == "gradient_boosting":
         return HistGradientBoostingClassifier(

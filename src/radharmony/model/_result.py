@@ -8,7 +8,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
-from sklearn.pipeline import Pipeline
 
 from radharmony.model._metrics import METRIC_NAMES, classification_metrics
 from radharmony.model._volume import VolumeCheck
@@ -23,34 +22,39 @@ class EvaluationResult:
     predictions : pandas.DataFrame
         One row per case (index of the input table): ``fold``, ``group``, ``site``, ``y_true``,
         ``y_pred``, ``proba_<class>`` (calibrated), ``confidence`` (largest probability),
-        ``conformal_set`` (classes joined by ``|``), ``set_size``, ``covered``, ``refer``.
+        ``conformal_set`` (classes joined by ``|``), ``set_size``, ``covered``,
+        ``domain_p_value``, ``domain_shift``, ``refer``.
         Columns are described in ``data_dictionary/predictions.csv``.
     metrics : pandas.DataFrame
         Index: metric name; columns ``estimate``, ``ci_low``, ``ci_high`` (cluster bootstrap).
     coverage : pandas.DataFrame
         Conformal coverage, mean set size and refer rate overall, per class and per site.
     per_site : pandas.DataFrame or None
-        Point metrics per site (no intervals), when sites are known.
+        Point metrics per site (no intervals) and the per-site domain test, when sites are
+        known.
     volume_check : VolumeCheck or None
         The volume-confound check (None when no volume variable is available).
-    model : Pipeline
-        The pipeline tuned and fitted on all rows: what to deploy and explain.
-    fold_models : list of Pipeline
+    model : ConformalEnsemble
+        The procedure fitted on all rows: what to deploy, explain and apply to new patients.
+    fold_models : list of ConformalEnsemble
         The model of each outer fold (fitted on that fold's training rows).
     splits : list of (ndarray, ndarray)
         Outer (train, test) row positions.
-    best_params : list of dict
-        Hyper-parameters chosen by the inner loop in each outer fold.
-    final_params : dict
-        Hyper-parameters chosen on all rows for ``model``.
+    best_params : list of list of dict
+        Hyper-parameters chosen for each member in each outer fold.
+    final_params : list of dict
+        Hyper-parameters chosen for each member of ``model``.
     classes : ndarray
         Class labels (column order of the probabilities).
     feature_names : list of str
         Input feature names.
     conformal_level : float
         Nominal coverage of the prediction sets.
-    conformal_thresholds : ndarray
-        Per-class LAC thresholds for new cases scored by ``model`` (from the out-of-fold scores).
+    mondrian : bool
+        Whether the sets of ``model`` are class-conditional.
+    search : pandas.DataFrame
+        The inner model search of every outer fold: ``fold``, ``member``, ``candidate``,
+        ``mean_inner_auc``, ``chosen``.
     settings : dict
         Everything needed to reproduce the evaluation.
     """
@@ -60,22 +64,23 @@ class EvaluationResult:
     coverage: pd.DataFrame
     per_site: pd.DataFrame | None
     volume_check: VolumeCheck | None
-    model: Pipeline = field(repr=False)
-    fold_models: list[Pipeline] = field(repr=False)
+    model: Any = field(repr=False)
+    fold_models: list[Any] = field(repr=False)
     splits: list[tuple[NDArray[np.int_], NDArray[np.int_]]] = field(repr=False)
-    best_params: list[dict[str, Any]]
-    final_params: dict[str, Any]
+    best_params: list[list[dict[str, Any]]]
+    final_params: list[dict[str, Any]]
     classes: NDArray[Any]
     feature_names: list[str] = field(repr=False)
     conformal_level: float
-    conformal_thresholds: NDArray[np.float64]
+    mondrian: bool
+    search: pd.DataFrame = field(repr=False)
     settings: dict[str, Any]
     fold_features: list[list[str]] = field(default_factory=list, repr=False)
     final_features: list[str] = field(default_factory=list)
 
     @property
     def refer_rate(self) -> float:
-        """Share of cases whose conformal set is not a single class (flagged "refer")."""
+        """Share of cases flagged "refer" (set not a single class, or outside the domain)."""
         return float(self.predictions["refer"].mean())
 
     def selection_frequency(self) -> pd.Series:
@@ -102,6 +107,7 @@ class EvaluationResult:
             out[f"{name}_ci_high"] = _json_float(row["ci_high"])
         overall = self.coverage[self.coverage["stratum"] == "overall"].iloc[0]
         out["conformal_level"] = self.conformal_level
+        out["conformal_mondrian"] = bool(self.mondrian)
         out["conformal_coverage"] = _json_float(overall["coverage"])
         out["conformal_mean_set_size"] = _json_float(overall["mean_set_size"])
         out["refer_rate"] = _json_float(overall["refer_rate"])
@@ -121,9 +127,15 @@ class EvaluationResult:
         out["n_groups"] = int(self.predictions["group"].nunique())
         out["classes"] = [_json_value(c) for c in self.classes]
         out["best_params_by_fold"] = [
-            {k: _json_value(v) for k, v in p.items()} for p in self.best_params
+            [{k: _json_value(v) for k, v in p.items()} for p in members]
+            for members in self.best_params
         ]
-        out["final_params"] = {k: _json_value(v) for k, v in self.final_params.items()}
+        out["chosen_by_fold"] = [
+            part.loc[part["chosen"], "candidate"].tolist()
+            for _, part in self.search.groupby("fold", sort=True)
+        ]
+        out["final_params"] = [{k: _json_value(v) for k, v in p.items()} for p in self.final_params]
+        out["domain_shift_rate"] = _json_float(self.predictions["domain_shift"].mean())
         out["final_features"] = list(self.final_features)
         out["settings"] = {k: _json_value(v) for k, v in self.settings.items()}
         return out
@@ -158,6 +170,8 @@ def predictions_table(
     sets: NDArray[np.bool_],
     classes: NDArray[Any],
     sites: NDArray[Any] | None,
+    domain_p_value: NDArray[np.float64],
+    domain_shift: NDArray[np.bool_],
 ) -> pd.DataFrame:
     """Return the out-of-fold predictions table described in ``data_dictionary/predictions.csv``.
 
@@ -180,7 +194,9 @@ def predictions_table(
     table["conformal_set"] = ["|".join(str(c) for c in classes[row]) for row in sets]
     table["set_size"] = sets.sum(axis=1)
     table["covered"] = sets[np.arange(len(sets)), true_index]
-    table["refer"] = table["set_size"] != 1
+    table["domain_p_value"] = domain_p_value
+    table["domain_shift"] = domain_shift
+    table["refer"] = (table["set_size"] != 1) | table["domain_shift"]
     return table
 
 
@@ -190,8 +206,9 @@ def per_site_table(
     sets: NDArray[np.bool_],
     classes: NDArray[Any],
     sites: NDArray[Any],
+    domain: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """Point metrics, coverage and refer rate of each site's out-of-fold predictions."""
+    """Point metrics, coverage, refer rate and domain test of each site's predictions."""
     true_index = np.searchsorted(classes, y)
     rows = {}
     for site in sorted(set(sites.astype(str))):
@@ -202,4 +219,8 @@ def per_site_table(
         metrics["refer_rate"] = float((sets[mask].sum(axis=1) != 1).mean())
         rows[site] = metrics
     table = pd.DataFrame.from_dict(rows, orient="index")
-    return table[["n", *METRIC_NAMES, "coverage", "refer_rate"]].rename_axis("site")
+    table = table[["n", *METRIC_NAMES, "coverage", "refer_rate"]].rename_axis("site")
+    if domain is not None:
+        extra = domain.drop(columns="n").reindex(table.index)
+        table = table.join(extra)
+    return table

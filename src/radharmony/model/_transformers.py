@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+import sklearn
 from numpy.typing import ArrayLike, NDArray
 from sklearn.base import BaseEstimator
 from sklearn.feature_selection import SelectorMixin, f_classif
@@ -30,9 +33,14 @@ class DropNearConstant(SelectorMixin, BaseEstimator):
 
     def fit(self, X: ArrayLike, y: ArrayLike | None = None) -> DropNearConstant:
         """Find the features to keep from the training rows ``X``."""
-        data: NDArray[np.float64] = validate_data(self, X, ensure_all_finite="allow-nan")
-        self.support_ = np.array([self._is_variable(column) for column in data.T], dtype=bool)
+        X = np.asarray(validate_data(self, X, ensure_all_finite="allow-nan"), dtype=float)
+        self.support_ = np.array([self._is_variable(column) for column in X.T], dtype=bool)
         return self
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True  # missing values are ignored, not refused
+        return tags
 
     def _is_variable(self, column: NDArray[np.float64]) -> bool:
         finite = column[np.isfinite(column)]
@@ -43,7 +51,7 @@ class DropNearConstant(SelectorMixin, BaseEstimator):
 
     def _get_support_mask(self) -> NDArray[np.bool_]:
         check_is_fitted(self)
-        return self.support_
+        return np.asarray(self.support_, dtype=bool)
 
 
 class DropCorrelated(SelectorMixin, BaseEstimator):
@@ -69,12 +77,12 @@ class DropCorrelated(SelectorMixin, BaseEstimator):
 
     def fit(self, X: ArrayLike, y: ArrayLike | None = None) -> DropCorrelated:
         """Find the features to keep from the training rows ``X``."""
-        data: NDArray[np.float64] = validate_data(self, X)
-        std = data.std(axis=0)
-        centred = (data - data.mean(axis=0)) / np.where(std > 0, std, 1.0)
-        corr = np.abs(centred.T @ centred) / data.shape[0]
-        support = np.zeros(data.shape[1], dtype=bool)
-        for j in range(data.shape[1]):
+        X = np.asarray(validate_data(self, X), dtype=float)
+        std = X.std(axis=0)
+        centred = (X - X.mean(axis=0)) / np.where(std > 0, std, 1.0)
+        corr = np.abs(centred.T @ centred) / X.shape[0]
+        support = np.zeros(X.shape[1], dtype=bool)
+        for j in range(X.shape[1]):
             kept = np.flatnonzero(support)
             support[j] = kept.size == 0 or bool(np.all(corr[j, kept] <= self.threshold))
         self.support_ = support
@@ -82,7 +90,7 @@ class DropCorrelated(SelectorMixin, BaseEstimator):
 
     def _get_support_mask(self) -> NDArray[np.bool_]:
         check_is_fitted(self)
-        return self.support_
+        return np.asarray(self.support_, dtype=bool)
 
 
 class MRMRSelector(SelectorMixin, BaseEstimator):
@@ -110,20 +118,19 @@ class MRMRSelector(SelectorMixin, BaseEstimator):
 
     def fit(self, X: ArrayLike, y: ArrayLike) -> MRMRSelector:
         """Select ``k`` features from the training rows ``X`` and labels ``y``."""
-        data: NDArray[np.float64]
-        data, target = validate_data(self, X, y)
-        relevance = np.nan_to_num(f_classif(data, target)[0], nan=0.0)
-        std = data.std(axis=0)
-        centred = (data - data.mean(axis=0)) / np.where(std > 0, std, 1.0)
-        corr = np.abs(centred.T @ centred) / data.shape[0]
-        n_select = min(self.k, data.shape[1])
+        X, y = _validated(self, X, y)
+        relevance = np.nan_to_num(f_classif(X, y)[0], nan=0.0)
+        std = X.std(axis=0)
+        centred = (X - X.mean(axis=0)) / np.where(std > 0, std, 1.0)
+        corr = np.abs(centred.T @ centred) / X.shape[0]
+        n_select = min(self.k, X.shape[1])
         selected = [int(np.argmax(relevance))]
         while len(selected) < n_select:
             redundancy = corr[:, selected].mean(axis=1)
             score = relevance / np.maximum(redundancy, 1e-12)
             score[selected] = -np.inf
             selected.append(int(np.argmax(score)))
-        support = np.zeros(data.shape[1], dtype=bool)
+        support = np.zeros(X.shape[1], dtype=bool)
         support[selected] = True
         self.support_ = support
         self.ranking_ = np.asarray(selected)
@@ -131,7 +138,7 @@ class MRMRSelector(SelectorMixin, BaseEstimator):
 
     def _get_support_mask(self) -> NDArray[np.bool_]:
         check_is_fitted(self)
-        return self.support_
+        return np.asarray(self.support_, dtype=bool)
 
 
 class UnivariateSelector(SelectorMixin, BaseEstimator):
@@ -158,14 +165,14 @@ class UnivariateSelector(SelectorMixin, BaseEstimator):
 
     def fit(self, X: ArrayLike, y: ArrayLike) -> UnivariateSelector:
         """Score the features of the training rows ``X`` against ``y`` and keep the top ``k``."""
-        X, y = validate_data(self, X, y)
+        X, y = _validated(self, X, y)
         self.scores_ = np.nan_to_num(f_classif(X, y)[0], nan=0.0)
         self.support_ = _top_k_mask(self.scores_, self.k)
         return self
 
     def _get_support_mask(self) -> NDArray[np.bool_]:
         check_is_fitted(self)
-        return self.support_
+        return np.asarray(self.support_, dtype=bool)
 
 
 class L1Selector(SelectorMixin, BaseEstimator):
@@ -192,9 +199,18 @@ class L1Selector(SelectorMixin, BaseEstimator):
 
     def fit(self, X: ArrayLike, y: ArrayLike) -> L1Selector:
         """Fit the L1 model on the training rows and keep the features it uses."""
-        X, y = validate_data(self, X, y)
-        lasso = LogisticRegression(
-            C=self.C, l1_ratio=1.0, solver="liblinear", class_weight="balanced"
+        X, y = _validated(self, X, y)
+        if np.unique(y).size < 2:
+            raise ValueError("L1Selector needs samples of at least 2 classes; got 1 class")
+        # liblinear is fast but binary-only in recent scikit-learn; saga handles any number of
+        # classes with a multinomial L1 penalty.
+        binary = np.unique(y).size <= 2
+        lasso = penalised_logistic(
+            1.0,
+            C=self.C,
+            solver="liblinear" if binary else "saga",
+            class_weight="balanced",
+            max_iter=100 if binary else 5000,
         )
         coef = np.atleast_2d(lasso.fit(X, y).coef_)
         self.scores_ = np.abs(coef).max(axis=0)
@@ -206,7 +222,15 @@ class L1Selector(SelectorMixin, BaseEstimator):
 
     def _get_support_mask(self) -> NDArray[np.bool_]:
         check_is_fitted(self)
-        return self.support_
+        return np.asarray(self.support_, dtype=bool)
+
+
+def _validated(
+    estimator: BaseEstimator, X: ArrayLike, y: ArrayLike
+) -> tuple[NDArray[np.float64], NDArray[Any]]:
+    """Validate features and labels with scikit-learn; features as float."""
+    values, labels = validate_data(estimator, X, y)
+    return np.asarray(values, dtype=float), np.asarray(labels)
 
 
 def _top_k_mask(scores: NDArray[np.float64], k: int) -> NDArray[np.bool_]:
@@ -215,3 +239,17 @@ def _top_k_mask(scores: NDArray[np.float64], k: int) -> NDArray[np.bool_]:
     mask = np.zeros(scores.size, dtype=bool)
     mask[order] = True
     return mask
+
+
+def penalised_logistic(l1_ratio: float, **options: Any) -> LogisticRegression:
+    """Return an L1 (``l1_ratio=1``) or elastic-net logistic regression on any scikit-learn.
+
+    scikit-learn 1.8 deprecated ``penalty`` in favour of ``l1_ratio`` alone; older versions
+    ignore ``l1_ratio`` unless ``penalty`` says which penalty to use.
+    """
+    major, minor = (int(part) for part in sklearn.__version__.split(".")[:2])
+    if (major, minor) >= (1, 8):
+        return LogisticRegression(l1_ratio=l1_ratio, **options)
+    if l1_ratio == 1.0:
+        return LogisticRegression(penalty="l1", **options)
+    return LogisticRegression(penalty="elasticnet", l1_ratio=l1_ratio, **options)

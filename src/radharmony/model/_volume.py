@@ -11,11 +11,12 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 from scipy import stats
+from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
-from radharmony.model._metrics import binary_auc, classification_metrics, delong_test
+from radharmony.model._metrics import _clusters_and_strata, binary_auc, delong_test
 
 #: Column names (exact, case-insensitive) recognised as lesion volume, in priority order.
 VOLUME_NAMES: tuple[str, ...] = ("lesion_volume_mm3", "volume_mm3", "volume", "morph_volume")
@@ -35,6 +36,10 @@ class VolumeConfoundWarning(UserWarning):
     """The signature does not beat a volume-only model: it may be volume in disguise."""
 
 
+class VolumeCheckSkippedWarning(UserWarning):
+    """The volume-confound check could not run (no volume column was found or given)."""
+
+
 @dataclass
 class VolumeCheck:
     """Result of the volume-confound check.
@@ -49,10 +54,11 @@ class VolumeCheck:
     difference : float
         ``signature_auc - volume_auc``.
     p_value : float
-        One-sided p-value that the signature beats volume (DeLong for binary targets, paired
-        cluster bootstrap for multi-class).
+        One-sided p-value that the signature beats volume (DeLong for binary targets with one
+        lesion per patient; otherwise a z-test with the standard error of a paired,
+        class-stratified patient bootstrap).
     test : str
-        ``"delong"`` or ``"paired_bootstrap"``.
+        ``"delong"`` or ``"patient_bootstrap"``.
     beats_volume : bool
         True when the signature is significantly better than volume (``p_value < alpha``).
     correlations : pandas.DataFrame
@@ -112,14 +118,18 @@ def volume_only_oof(
     splits: Sequence[tuple[NDArray[np.int_], NDArray[np.int_]]],
     classes: ArrayLike,
 ) -> NDArray[np.float64]:
-    """Return out-of-fold probabilities of a logistic model on log-volume, on given splits."""
+    """Return out-of-fold probabilities of a logistic model on log-volume, on given splits.
+
+    A missing volume is imputed with the median of the fold's training rows (never with a
+    value computed on test rows).
+    """
     volume = np.asarray(volume, dtype=float).reshape(-1, 1)
-    volume = np.where(np.isfinite(volume), volume, np.nanmedian(volume))
-    positive = bool(np.all(volume > 0))
+    positive = bool(np.all(volume[np.isfinite(volume)] > 0))
     target = np.asarray(target)
     proba = np.full((len(target), len(np.asarray(classes))), np.nan)
     for train, test in splits:
         model = make_pipeline(
+            SimpleImputer(strategy="median"),
             FunctionTransformer(np.log if positive else None),
             StandardScaler(),
             LogisticRegression(class_weight="balanced", max_iter=1000),
@@ -141,32 +151,44 @@ def compare_with_volume(
     n_resamples: int = 1000,
     random_state: int = 0,
 ) -> tuple[float, float, float, str]:
-    """Return (signature AUC, volume AUC, one-sided p-value, test name)."""
+    """Return (signature AUC, volume AUC, one-sided p-value, test name).
+
+    Binary targets with one row per patient use DeLong's test. When patients contribute
+    several lesions, lesions are not independent and DeLong's variance would shrink with every
+    duplicated lesion: the standard error of the AUC difference is then estimated by a paired,
+    class-stratified patient bootstrap and the one-sided p-value is ``Phi(-difference / se)``.
+    Multi-class targets use the same patient bootstrap on the macro one-vs-rest AUC.
+    """
     classes = np.asarray(classes)
     y_true = np.asarray(y_true)
     signature_proba = np.asarray(signature_proba, dtype=float)
     volume_proba = np.asarray(volume_proba, dtype=float)
-    if classes.size == 2:
+    clustered = groups is not None and not pd.Series(np.asarray(groups)).is_unique
+    if classes.size == 2 and not clustered:
         positive = y_true == classes[1]
         result = delong_test(positive, signature_proba[:, 1], volume_proba[:, 1])
         return result["auc_a"], result["auc_b"], result["p_greater"], "delong"
-    sig_auc = classification_metrics(y_true, signature_proba, classes)["roc_auc"]
-    vol_auc = classification_metrics(y_true, volume_proba, classes)["roc_auc"]
     onehot = (y_true[:, None] == classes[None, :]).astype(float)
-    if groups is None:
-        codes = np.arange(len(y_true))
-    else:
-        codes = pd.factorize(pd.Series(np.asarray(groups)))[0]
-    clusters = [np.flatnonzero(codes == c) for c in range(codes.max() + 1)]
+    sig_auc = _macro_auc(onehot, signature_proba)
+    vol_auc = _macro_auc(onehot, volume_proba)
+    clusters, strata = _clusters_and_strata(onehot, groups)
     rng = np.random.default_rng(random_state)
     differences = np.empty(n_resamples)
+    chosen = np.empty(len(clusters), dtype=np.int64)
     for b in range(n_resamples):
-        rows = np.concatenate([clusters[c] for c in rng.integers(0, len(clusters), len(clusters))])
+        for members in strata:
+            chosen[members] = members[rng.integers(0, members.size, members.size)]
+        rows = np.concatenate([clusters[c] for c in chosen])
         differences[b] = _macro_auc(onehot[rows], signature_proba[rows]) - _macro_auc(
             onehot[rows], volume_proba[rows]
         )
-    p_value = float((np.sum(differences <= 0) + 1) / (np.sum(np.isfinite(differences)) + 1))
-    return sig_auc, vol_auc, p_value, "paired_bootstrap"
+    se = float(np.nanstd(differences, ddof=1))
+    difference = sig_auc - vol_auc
+    if se > 0:
+        p_value = float(stats.norm.sf(difference / se))
+    else:
+        p_value = 0.5 if difference == 0 else float(difference < 0)
+    return sig_auc, vol_auc, p_value, "patient_bootstrap"
 
 
 def volume_correlations(

@@ -33,7 +33,9 @@ def _output_name(explanation: Any) -> str:
     return str(names or "model output")
 
 
-def case_cards_body(cases: pd.DataFrame, oof_explanation: Any, *, max_display: int = 6) -> str:
+def case_cards_body(
+    cases: pd.DataFrame, oof_explanation: Any, *, max_display: int = 6, reasons: bool = False
+) -> str:
     """Return one card per case: prediction, confidence, conformal set and a waterfall.
 
     Parameters
@@ -44,6 +46,8 @@ def case_cards_body(cases: pd.DataFrame, oof_explanation: Any, *, max_display: i
         Out-of-fold SHAP values, rows aligned with ``cases``.
     max_display : int
         Contributions shown in each waterfall (the rest are summed in one bar).
+    reasons : bool
+        Label the true class "reader" and say why a case is referred (new-case pages).
     """
     import matplotlib.pyplot as plt
 
@@ -60,20 +64,39 @@ def case_cards_body(cases: pd.DataFrame, oof_explanation: Any, *, max_display: i
         for position, (lesion, row) in enumerate(cases.iterrows()):
             figure.clf()
             _draw_waterfall(figure, values[position], float(base[position]), names, max_display)
-            refer = bool(row["refer"])
-            css = "card refer" if refer else "card single"
-            status = "refer (not a single class)" if refer else "single class"
-            caption = f"Top contributions for {lesion} (out of fold)."
-            cards.append(
-                f"<div class='{css}'><h4>{escape(lesion)}</h4>"
-                f"<p>scanner {escape(row['scanner'])} · true class <b>{escape(row['y_true'])}</b>"
-                f"<br>predicted <b>{escape(row['y_pred'])}</b>, confidence "
-                f"{row['confidence']:.2f}<br>conformal set {{{escape(row['conformal_set'])}}} — "
-                f"{status}</p>{figure_html(figure, caption, dpi=72, close=False, tight=False)}</div>"
-            )
+            cards.append(_card(figure, lesion, row, reasons))
     finally:
         plt.close(figure)
     return "<div class='cards'>" + "".join(cards) + "</div>"
+
+
+def _card(figure: Any, lesion: Any, row: pd.Series, reasons: bool) -> str:
+    """Return one case card (the waterfall must already be drawn on ``figure``)."""
+    refer = bool(row["refer"])
+    shifted = bool(row.get("domain_shift", False))
+    css = "card refer" if refer else "card single"
+    if not refer:
+        status = "single class"
+    elif shifted:
+        status = "refer: outside the validated domain (no conformal guarantee)"
+    else:
+        status = "refer (not a single class)"
+    truth = "reader" if reasons else "true class"
+    domain = ""
+    if "domain_p_value" in row.index:
+        domain = f"<br>domain check p = {float(row['domain_p_value']):.3f}"
+    second = ""
+    if bool(row.get("second_look", False)):
+        second = "<br><b>second look</b>: the reader's call is outside the conformal set"
+    caption = f"Top contributions for {lesion}" + ("." if reasons else " (out of fold).")
+    return (
+        f"<div class='{css}'><h4>{escape(lesion)}</h4>"
+        f"<p>scanner {escape(row['scanner'])} · {truth} <b>{escape(row['y_true'])}</b>"
+        f"<br>predicted <b>{escape(row['y_pred'])}</b>, confidence "
+        f"{row['confidence']:.2f}<br>conformal set {{{escape(row['conformal_set'])}}} — "
+        f"{escape(status)}{domain}{second}</p>"
+        f"{figure_html(figure, caption, dpi=72, close=False, tight=False)}</div>"
+    )
 
 
 def _draw_waterfall(
@@ -114,10 +137,67 @@ def case_table_body(cases: pd.DataFrame) -> str:
     """Return a compact table of every case's prediction (for quick scanning)."""
     columns = [
         c
-        for c in ("scanner", "y_true", "y_pred", "confidence", "conformal_set", "refer")
+        for c in (
+            "scanner",
+            "y_true",
+            "y_pred",
+            "confidence",
+            "conformal_set",
+            "domain_shift",
+            "refer",
+            "second_look",
+        )
         if c in cases.columns
     ]
     return (
         "<details><summary>Every case as a table</summary>"
         f"{table_html(cases[columns].reset_index())}</details>"
     )
+
+
+def prediction_page(predictions: pd.DataFrame, explanation: Any, *, source: str = "") -> Any:
+    """Return the per-case HTML page of ``radharmony predict`` (one card per new case).
+
+    Each card gives the predicted class and its probability, the conformal set, the domain
+    check, the refer flag and why, the reader's call when one was given, and a waterfall of
+    the case's SHAP contributions. Referred cases come first.
+
+    Parameters
+    ----------
+    predictions : pandas.DataFrame
+        Output of :func:`radharmony.predict`.
+    explanation : shap.Explanation
+        Its explanation (``predict(..., return_explanation=True)``), rows aligned.
+    source : str
+        Where the cases came from (shown in the subtitle).
+    """
+    from radharmony.report._document import HTMLReport
+
+    order = np.argsort(~predictions["refer"].to_numpy(dtype=bool), kind="stable")
+    report = HTMLReport(
+        title="radharmony predictions",
+        subtitle=f"{len(predictions)} case(s){' from ' + source if source else ''}",
+    )
+    summary = [
+        f"{int(predictions['refer'].sum())} of {len(predictions)} case(s) flagged <b>refer</b> "
+        "(conformal set not a single class, or case outside the validated domain)",
+        f"{int(predictions['domain_shift'].sum())} case(s) outside the validated domain "
+        "(the conformal guarantee does not hold for them)",
+    ]
+    if "second_look" in predictions.columns:
+        summary.append(
+            f"{int(predictions['second_look'].sum())} case(s) where the reader's call is "
+            "outside the conformal set: second look"
+        )
+    report.add_section(
+        "summary", "Summary", "<ul>" + "".join(f"<li>{s}</li>" for s in summary) + "</ul>"
+    )
+    cases = predictions.iloc[order].copy()
+    cases["scanner"] = cases.get("site", "")
+    cases["y_true"] = cases["reader"] if "reader" in cases.columns else "(not given)"
+    report.add_section(
+        "cases",
+        "Cases",
+        case_cards_body(cases, explanation[order], reasons=True) + case_table_body(cases),
+    )
+    return report

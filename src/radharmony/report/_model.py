@@ -66,23 +66,52 @@ def performance_section_body(evaluation: Any, external: Any) -> str:
             "Reliability of the predicted class probability (out of fold).",
         ),
         "<h3>Conformal prediction sets</h3>",
-        f"<p>Nominal coverage {evaluation.conformal_level:.0%}. A case whose set is not a single "
-        f"class is flagged <b>refer</b>: refer rate {evaluation.refer_rate:.1%}.</p>",
+        f"<p>Nominal coverage {evaluation.conformal_level:.0%} "
+        f"({'class-conditional (Mondrian)' if evaluation.mondrian else 'marginal'} CV+ sets). "
+        "A case whose set is not a single class, or that lies outside the validated domain, "
+        f"is flagged <b>refer</b>: refer rate {evaluation.refer_rate:.1%}. "
+        f"{escape(settings.get('conformal_guarantee', ''))}</p>",
         table_html(evaluation.coverage),
+        "<h3>Model search (inner loop, per outer fold)</h3>",
+        "<p>Candidates compared by mean inner ROC AUC; the chosen one of each ensemble member "
+        "per outer fold:</p>",
+        table_html(_chosen(evaluation.search)),
     ]
+    shifted = int(evaluation.predictions["domain_shift"].sum())
+    parts.append(
+        f"<p>Domain check: {shifted} case(s) outside the domain of their fold's training data "
+        "(<code>domain_shift</code>).</p>"
+    )
     if evaluation.per_site is not None:
-        parts += ["<h3>Per scanner</h3>", table_html(evaluation.per_site.reset_index())]
+        parts += [
+            "<h3>Per scanner</h3>",
+            "<p><code>domain_shift</code>: the site's cases are further from the training "
+            "data than exchangeable cases would be (binomial test of the per-case domain "
+            "p-values).</p>",
+            table_html(evaluation.per_site.reset_index()),
+        ]
     if external is not None:
         parts += [
             "<h3>Leave-one-scanner-out validation</h3>",
             "<p>Each scanner in turn is held out and predicted by a model trained on the others "
             "(no harmonisation: ComBat cannot adjust a scanner it has never seen). This is the "
-            "closest this cohort gets to external validation.</p>",
+            "closest this cohort gets to external validation. The conformal guarantee does not "
+            "extend to an unseen scanner: the per-site domain test says which held-out "
+            "scanners lie outside the training domain.</p>",
             table_html(_metrics_table(external)),
         ]
         if external.per_site is not None:
             parts.append(table_html(external.per_site.reset_index()))
     return "".join(parts)
+
+
+def _chosen(search: pd.DataFrame) -> pd.DataFrame:
+    chosen = search[search["chosen"]]
+    return (
+        chosen.groupby(["fold", "candidate"], sort=True)
+        .agg(members=("member", "size"), mean_inner_auc=("mean_inner_auc", "mean"))
+        .reset_index()
+    )
 
 
 def volume_section_body(evaluation: Any) -> str:

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from radharmony.errors import ModelError
-from radharmony.study._config import StudyConfig
+from radharmony.study._config import StudyConfig, check_study_inputs
 
 
 @dataclass
@@ -85,6 +85,8 @@ def run_study(config: StudyConfig, *, log: Callable[[str], None] = print) -> Stu
     """
     from radharmony.extract import extract_features, write_features
 
+    # A missing labels file or a wrong target must not cost an extraction first.
+    check_study_inputs(config)
     started = time.perf_counter()
 
     def step(message: str) -> None:
@@ -270,8 +272,10 @@ def _evaluate(
         cv=cv,
         inner_cv=config.inner_cv,
         conformal_level=config.conformal_level,
+        mondrian=config.mondrian,
         n_bootstrap=config.n_bootstrap,
         random_state=config.seed,
+        n_jobs=config.n_jobs,
         selection=config.selection,
         n_features=config.n_features,
         calibration=None if config.calibration == "none" else config.calibration,
@@ -314,7 +318,12 @@ def _write_tables(
         "metrics_json": out / "metrics.json",
         "coverage": out / "conformal_coverage.csv",
         "shap_importance": out / "shap_importance.csv",
+        "model_search": out / "model_search.csv",
     }
+    evaluation.search.to_csv(files["model_search"], index=False)
+    if evaluation.per_site is not None:
+        files["per_site"] = out / "per_site.csv"
+        evaluation.per_site.to_csv(files["per_site"])
     cases.to_csv(files["predictions"])
     evaluation.metrics.to_csv(files["metrics"])
     evaluation.coverage.to_csv(files["coverage"], index=False)
@@ -347,7 +356,7 @@ def _save_model(
             "target": config.target,
             "classes": [str(c) for c in evaluation.classes],
             "conformal_level": evaluation.conformal_level,
-            "conformal_thresholds": np.asarray(evaluation.conformal_thresholds).tolist(),
+            "conformal_mondrian": evaluation.mondrian,
         }
     )
     return save_model(evaluation.model, out / "model.skops", provenance=provenance)
