@@ -129,3 +129,18 @@ def test_everyday_presets_leave_out_only_the_opt_in_autocorrelation() -> None:
     )
     assert "spatial_autocorrelation" in opted_in.feature_classes
     assert opted_in.fingerprint() != PRESETS["ct"].fingerprint()
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"ivh_bin_count": float("inf")},
+        {"bin_count": float("nan")},
+        {"bin_width": float("nan")},
+        {"ivh_bin_width": float("inf")},
+        {"bin_count": True},
+    ],
+)
+def test_non_finite_or_boolean_bin_settings_are_settings_errors(values: dict) -> None:
+    with pytest.raises(SettingsError, match=next(iter(values))):
+        ExtractionSettings.from_any(values)

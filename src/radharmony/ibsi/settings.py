@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
+import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -223,9 +225,9 @@ def _validate(settings: ExtractionSettings) -> None:
             "discretisation must be 'fixed_bin_size' or 'fixed_bin_number', "
             f"got {settings.discretisation!r}"
         )
-    if settings.bin_width <= 0:
+    if not _is_positive_finite(settings.bin_width):
         raise SettingsError(f"bin_width must be positive, got {settings.bin_width}")
-    if int(settings.bin_count) != settings.bin_count or settings.bin_count < 2:
+    if not _is_integer_at_least(settings.bin_count, 2):
         raise SettingsError(f"bin_count must be an integer >= 2, got {settings.bin_count}")
     if settings.texture_aggregation not in ("averaged", "merged"):
         raise SettingsError(
@@ -249,10 +251,21 @@ def _validate_ivh(settings: ExtractionSettings) -> None:
             "ivh_discretisation must be 'none', 'fixed_bin_size' or 'fixed_bin_number', "
             f"got {settings.ivh_discretisation!r}"
         )
-    if not settings.ivh_bin_width > 0:
+    if not _is_positive_finite(settings.ivh_bin_width):
         raise SettingsError(f"ivh_bin_width must be positive, got {settings.ivh_bin_width}")
-    if int(settings.ivh_bin_count) != settings.ivh_bin_count or settings.ivh_bin_count < 2:
+    if not _is_integer_at_least(settings.ivh_bin_count, 2):
         raise SettingsError(f"ivh_bin_count must be an integer >= 2, got {settings.ivh_bin_count}")
+
+
+def _is_positive_finite(value: Any) -> bool:
+    # NaN and infinity pass a plain `> 0` comparison one way or the other; both are mistakes.
+    return isinstance(value, numbers.Real) and math.isfinite(value) and value > 0
+
+
+def _is_integer_at_least(value: Any, minimum: int) -> bool:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return False
+    return math.isfinite(value) and value == int(value) and value >= minimum
 
 
 def _settings_from_mapping(values: dict[str, Any]) -> ExtractionSettings:
