@@ -259,13 +259,17 @@ def _validate_ivh(settings: ExtractionSettings) -> None:
 
 def _is_positive_finite(value: Any) -> bool:
     # NaN and infinity pass a plain `> 0` comparison one way or the other; both are mistakes.
-    return isinstance(value, numbers.Real) and math.isfinite(value) and value > 0
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return False
+    number = float(value)
+    return math.isfinite(number) and number > 0
 
 
 def _is_integer_at_least(value: Any, minimum: int) -> bool:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         return False
-    return math.isfinite(value) and value == int(value) and value >= minimum
+    number = float(value)
+    return math.isfinite(number) and number.is_integer() and number >= minimum
 
 
 def _settings_from_mapping(values: dict[str, Any]) -> ExtractionSettings:
