@@ -149,11 +149,9 @@ class ConformalEnsemble(ClassifierMixin, BaseEstimator):
         # With harmonisation the folds are balanced on scanner as well as class, so that the
         # smaller inner training parts keep rows of every scanner.
         strata = None if "batch" not in meta else _joint_strata(y, meta["batch"])
-        folds = member_folds(y, group_arr, self.n_folds, self.random_state, strata=strata)
-        tuning = [
-            _tuning_splits(folds, k, y, group_arr, self.random_state, strata)
-            for k in range(len(folds))
-        ]
+        folds, tuning = _member_and_tuning_splits(
+            y, group_arr, self.n_folds, self.random_state, strata, meta.get("batch")
+        )
         needs_scores = len(candidates) > 1 or self.calibration != "none"
         scores = self._inner_scores(pipeline, candidates, X, y, meta, tuning, needs_scores)
         choices = [self._choose(candidates, scores, tuning[k], y, index) for k in range(len(folds))]
@@ -437,6 +435,46 @@ def member_folds(
         # Balancing on scanners too must not leave a fold without a class.
         return member_folds(y, groups, n_folds, random_state)
     return folds
+
+
+_FOLD_DRAWS = 20
+
+
+def _member_and_tuning_splits(
+    y: NDArray[Any],
+    groups: NDArray[Any],
+    n_folds: int,
+    random_state: int,
+    strata: NDArray[Any] | None,
+    batch: NDArray[Any] | None,
+) -> tuple[list[Split], list[list[Split]]]:
+    """Member folds and each member's tuning splits.
+
+    When harmonising, ComBat needs at least two rows of every scanner in every part it is
+    fitted on. Small cohorts can miss that by chance, so up to ``_FOLD_DRAWS`` seeded fold
+    assignments (``random_state``, ``random_state + 1``, ...) are drawn and the first one
+    whose every training part keeps two rows per scanner is used. The rule looks only at
+    scanners and classes, never at features, so it cannot leak; when no draw satisfies it
+    the first draw is used and the harmoniser's own error explains what to merge.
+    """
+    first: tuple[list[Split], list[list[Split]]] | None = None
+    for draw in range(_FOLD_DRAWS if batch is not None else 1):
+        seed = random_state + draw
+        folds = member_folds(y, groups, n_folds, seed, strata=strata)
+        tuning = [_tuning_splits(folds, k, y, groups, seed, strata) for k in range(len(folds))]
+        if first is None:
+            first = (folds, tuning)
+        parts = [train for train, _ in folds] + [t for splits in tuning for t, _ in splits]
+        if batch is None or all(_keeps_two_per_batch(batch, part) for part in parts):
+            return folds, tuning
+    assert first is not None
+    return first
+
+
+def _keeps_two_per_batch(batch: NDArray[Any], rows: NDArray[np.int_]) -> bool:
+    """Whether ``rows`` hold at least two rows of every scanner present in ``batch``."""
+    counts = pd.Series(batch[rows]).value_counts()
+    return bool(counts.size == pd.Series(batch).nunique() and counts.min() >= 2)
 
 
 def _joint_strata(y: NDArray[Any], batch: NDArray[Any]) -> NDArray[np.int_]:
