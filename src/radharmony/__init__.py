@@ -24,7 +24,7 @@ from radharmony.errors import (
     RadharmonyError,
     SettingsError,
 )
-from radharmony.extract import extract_features, read_features, write_features
+from radharmony.extract import extract_features, failures_of, read_features, write_features
 from radharmony.ibsi import (
     IBSI_CONFIGURATIONS,
     PRESETS,
@@ -103,6 +103,7 @@ __all__ = [
     "evaluate",
     "explain",
     "extract_features",
+    "failures_of",
     "harmonization_report",
     "load_model",
     "make_cohort",

@@ -44,7 +44,7 @@ def default_cache_dir(out: Path) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``radharmony extract``."""
-    from radharmony.extract import extract_features, write_features
+    from radharmony.extract import extract_features, failures_of, write_features
 
     cache = None if args.no_cache else (args.cache_dir or default_cache_dir(args.out))
     features = extract_features(
@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     print(summary_line(features))
     print(f"features: {paths['features']}")
     print(f"failures: {paths['failures']}")
-    failures = features.attrs["failures"]
+    failures = failures_of(features)
     if len(failures):
         print(
             f"warning: {len(failures)} case(s)/lesion(s) failed; see {paths['failures']}",
@@ -71,8 +71,9 @@ def run(args: argparse.Namespace) -> int:
 
 def summary_line(features) -> str:  # noqa: ANN001 - a feature DataFrame
     """Return a one-line summary of an extraction result."""
-    failures = features.attrs.get("failures")
-    n_failed = 0 if failures is None else len(failures)
+    from radharmony.extract import failures_of
+
+    n_failed = len(failures_of(features))
     n_cases = features["case_id"].nunique() if "case_id" in features else 0
     dropped = features.attrs.get("dropped_lesions", 0)
     return (

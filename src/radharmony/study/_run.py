@@ -24,7 +24,8 @@ class StudyResult:
     ----------
     config : StudyConfig
     features : pandas.DataFrame
-        Per-lesion feature table (with ``attrs["failures"]`` and ``attrs["provenance"]``).
+        Per-lesion feature table (with ``attrs["failures"]``, see :func:`radharmony.failures_of`,
+        and ``attrs["provenance"]``).
     analysed : pandas.DataFrame
         The labelled lesions used for modelling (feature table joined with the target).
     feature_columns : list of str
@@ -83,7 +84,7 @@ def run_study(config: StudyConfig, *, log: Callable[[str], None] = print) -> Stu
     -------
     StudyResult
     """
-    from radharmony.extract import extract_features, write_features
+    from radharmony.extract import extract_features, failures_of, write_features
 
     started = time.perf_counter()
 
@@ -106,7 +107,7 @@ def run_study(config: StudyConfig, *, log: Callable[[str], None] = print) -> Stu
     )
     files.update({f"features_{k}": v for k, v in write_features(features, table_path).items()})
     log(
-        f"      {len(features)} lesions, {len(features.attrs['failures'])} failure(s), "
+        f"      {len(features)} lesions, {len(failures_of(features))} failure(s), "
         f"{features.attrs.get('cached_cases', 0)} case(s) from cache"
     )
 
