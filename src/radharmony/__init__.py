@@ -41,6 +41,13 @@ from radharmony.lesions import split_lesions
 _LAZY_NAMES: dict[str, str] = {
     "SyntheticCohort": "radharmony.datasets",
     "make_cohort": "radharmony.datasets",
+    "SyntheticBrainCohort": "radharmony.datasets",
+    "make_brain_cohort": "radharmony.datasets",
+    "HealthyTissueDetector": "radharmony.detect",
+    "DetectionResult": "radharmony.detect",
+    "detect_lesions": "radharmony.detect",
+    "load_detector": "radharmony.detect",
+    "save_detector": "radharmony.detect",
     "make_feature_table": "radharmony.datasets",
     "ComBat": "radharmony.harmonize",
     "HarmonizationReport": "radharmony.harmonize",
@@ -57,6 +64,7 @@ _LAZY_NAMES: dict[str, str] = {
 }
 # Stage modules reachable as attributes (``radharmony.explain`` is callable: see its docs).
 _LAZY_MODULES = ("datasets", "explain", "harmonize", "model", "report", "study")
+_LAZY_MODULES += ("detect",)
 
 
 def __getattr__(name: str) -> Any:
@@ -77,12 +85,14 @@ __all__ = [
     "IBSI_CONFIGURATIONS",
     "PRESETS",
     "ComBat",
+    "DetectionResult",
     "EmptyMaskError",
     "EvaluationResult",
     "ExtractionSettings",
     "GeometryMismatchError",
     "HarmonizationError",
     "HarmonizationReport",
+    "HealthyTissueDetector",
     "ImageReadError",
     "ManifestError",
     "ModelError",
@@ -90,6 +100,7 @@ __all__ = [
     "RadharmonyError",
     "SelectiveComBat",
     "SettingsError",
+    "SyntheticBrainCohort",
     "SyntheticCohort",
     "VolumeConfoundWarning",
     "__version__",
@@ -100,18 +111,23 @@ __all__ = [
     "compute_lesion_features",
     "datasets",
     "default_harmonizer",
+    "detect",
+    "detect_lesions",
     "evaluate",
     "explain",
     "extract_features",
     "failures_of",
     "harmonization_report",
+    "load_detector",
     "load_model",
+    "make_brain_cohort",
     "make_cohort",
     "make_feature_table",
     "process_lesion",
     "read_features",
     "read_image",
     "read_manifest",
+    "save_detector",
     "save_model",
     "split_lesions",
     "write_features",
