@@ -19,7 +19,13 @@ from radharmony import _cache
 from radharmony._cases import CaseResult, CaseTask, run_cases
 from radharmony.detect import _work
 from radharmony.detect._calibration import held_out_rates, rate_check, rate_threshold
-from radharmony.detect._model import MODELS, HealthyTissueModel, fit_healthy_model, standardise
+from radharmony.detect._model import (
+    MODELS,
+    HealthyTissueModel,
+    fit_healthy_model,
+    standardise,
+    used_channels,
+)
 from radharmony.detect._standardize import DEFAULT_LANDMARKS, fit_standardizer
 from radharmony.detect._subject import load_subject
 from radharmony.errors import RadharmonyError
@@ -151,6 +157,8 @@ class HealthyTissueDetector(BaseEstimator):
     ----------
     model_ : HealthyTissueModel
         Fitted on every reference subject.
+    hyperintense_ : list of str
+        The hyperintense channels used (the default resolved).
     calibration_ : Calibration
     references_ : pandas.DataFrame
         One row per reference subject used (fold, brain and healthy voxel counts).
@@ -231,6 +239,7 @@ class HealthyTissueDetector(BaseEstimator):
         self
         """
         options = self._check_options()
+        self.hyperintense_ = self._hyperintense_names([str(c) for c in self.channels])
         table = read_channel_manifest(reference, self.channels, base_dir=base_dir)
         run = partial(
             run_cases,
@@ -320,6 +329,9 @@ class HealthyTissueDetector(BaseEstimator):
             "channels": channels,
             "model": self.model,
             "hyperintense": [channels.index(h) for h in hyper],
+            "features": list(
+                used_channels(self.model, len(channels), [channels.index(h) for h in hyper])
+            ),
             "neighbourhood_mm": None if self.model == "intensity" else self.neighbourhood_mm,
             "landmarks": [float(p) for p in self.landmarks],
             "samples_per_subject": int(self.samples_per_subject),
@@ -379,7 +391,9 @@ class HealthyTissueDetector(BaseEstimator):
             rows = result.rows.to_numpy(dtype=np.float32)  # type: ignore[union-attr]
             marks = np.asarray(result.info["landmarks"])
             held_out.append(
-                model.score(standardise(rows, marks, model.standardizer)).astype(np.float64)
+                model.score(standardise(rows, marks, model.standardizer, model.channels)).astype(
+                    np.float64
+                )
             )
         pool = np.sort(np.concatenate(held_out))
         extent = float(np.quantile(pool, self.extent_quantile))

@@ -50,17 +50,27 @@ def subject_landmarks(subject: Subject, percentiles: Sequence[float]) -> NDArray
     return np.stack([brain_landmarks(c[subject.brain], percentiles) for c in subject.channels])
 
 
-def raw_features(subject: Subject, neighbourhood_mm: float | None) -> NDArray[np.float32]:
-    """Return the unstandardised features of the brain voxels, shape (n_brain, n_channels).
+def used_channels(kind: str, n_channels: int, hyperintense: Sequence[int]) -> tuple[int, ...]:
+    """Channels a model reads: the hyperintense ones (tail), the first (intensity) or all."""
+    if kind == "tail":
+        return tuple(int(k) for k in hyperintense)
+    if kind == "intensity":
+        return (0,)
+    return tuple(range(n_channels))
 
-    Each channel's local mean over ``neighbourhood_mm`` (or its intensity when None). The
-    standardisation maps the local mean with the subject's landmarks, so a feature is "the
+
+def raw_features(
+    subject: Subject, neighbourhood_mm: float | None, channels: Sequence[int]
+) -> NDArray[np.float32]:
+    """Return the unstandardised features of the brain voxels, shape (n_brain, len(channels)).
+
+    Each listed channel's local mean over ``neighbourhood_mm`` (or its intensity when None).
+    The standardisation maps the local mean with the subject's landmarks, so a feature is "the
     standardised value of the locally averaged image".
     """
+    values = subject.channels[list(channels)]
     if neighbourhood_mm:
-        values = local_means(subject.channels, subject.brain, subject.spacing_zyx, neighbourhood_mm)
-    else:
-        values = subject.channels
+        values = local_means(values, subject.brain, subject.spacing_zyx, neighbourhood_mm)
     return np.stack([v[subject.brain] for v in values], axis=1).astype(np.float32, copy=False)
 
 
@@ -68,11 +78,12 @@ def standardise(
     features: NDArray[np.float32],
     landmarks: NDArray[np.float64],
     standardizer: HistogramStandardizer,
+    channels: Sequence[int],
 ) -> NDArray[np.float32]:
-    """Map raw features (one column per channel) to the standard scale."""
+    """Map raw features (column ``j`` is channel ``channels[j]``) to the standard scale."""
     out = np.empty_like(features, dtype=np.float32)
-    for k in range(features.shape[1]):
-        out[:, k] = standardizer.transform(k, features[:, k], landmarks[k])
+    for j, k in enumerate(channels):
+        out[:, j] = standardizer.transform(k, features[:, j], landmarks[k])
     return out
 
 
@@ -88,6 +99,8 @@ class HealthyTissueModel:
         SD of the local averaging (None for ``"intensity"``).
     hyperintense : tuple of int
         Channels in which abnormal tissue is brighter.
+    channels : tuple of int
+        Channels the model reads (feature columns, in order).
     medians : numpy.ndarray
         Healthy median of each standardised feature.
     mixtures : list
@@ -101,6 +114,7 @@ class HealthyTissueModel:
     standardizer: HistogramStandardizer
     neighbourhood_mm: float | None
     hyperintense: tuple[int, ...]
+    channels: tuple[int, ...]
     medians: NDArray[np.float64]
     mixtures: list[Any]
     offset: float
@@ -116,11 +130,12 @@ class HealthyTissueModel:
         if self.kind == "tail":
             total = np.zeros(features.shape[0], dtype=np.float64)
             for k, mixture in zip(self.hyperintense, self.mixtures, strict=True):
-                total -= _log_survival(mixture, features[:, k])
+                total -= _log_survival(mixture, features[:, self.channels.index(k)])
             return total
         score = -_log_density(self.mixtures[0], features)
         if gate and self.hyperintense:
-            bright = np.all([features[:, k] > self.medians[k] for k in self.hyperintense], axis=0)
+            columns = [self.channels.index(k) for k in self.hyperintense]
+            bright = np.all([features[:, j] > self.medians[j] for j in columns], axis=0)
             score = np.where(bright, score, np.minimum(score, self.offset))
         return score
 
@@ -131,7 +146,10 @@ class HealthyTissueModel:
         if landmarks is None:
             landmarks = subject_landmarks(subject, self.standardizer.percentiles)
         features = standardise(
-            raw_features(subject, self.neighbourhood_mm), landmarks, self.standardizer
+            raw_features(subject, self.neighbourhood_mm, self.channels),
+            landmarks,
+            self.standardizer,
+            self.channels,
         )
         out = np.zeros(subject.brain.shape, dtype=np.float32)
         out[subject.brain] = self.score(features)
@@ -140,7 +158,7 @@ class HealthyTissueModel:
     def digest(self) -> str:
         """Return a digest of the fitted state (part of cache keys)."""
         digest = hashlib.sha256(self.standardizer.digest().encode())
-        state = (self.kind, self.neighbourhood_mm, self.hyperintense, self.offset)
+        state = (self.kind, self.neighbourhood_mm, self.hyperintense, self.channels, self.offset)
         digest.update(repr(state).encode())
         digest.update(np.asarray(self.medians, dtype=np.float64).tobytes())
         for mixture in self.mixtures:
@@ -167,14 +185,16 @@ def fit_healthy_model(
     With ``like`` (a model fitted on all reference subjects), each mixture keeps that model's
     number of components instead of searching it again (cross-fitting folds).
     """
+    channels = used_channels(kind, standardizer.standard.shape[0], hyperintense)
     mapped = np.concatenate(
-        [standardise(s, m, standardizer) for s, m in zip(samples, landmarks, strict=True)]
+        [standardise(s, m, standardizer, channels) for s, m in zip(samples, landmarks, strict=True)]
     )
     model = HealthyTissueModel(
         kind=kind,
         standardizer=standardizer,
         neighbourhood_mm=neighbourhood_mm if kind != "intensity" else None,
         hyperintense=tuple(int(k) for k in hyperintense),
+        channels=channels,
         medians=np.median(mapped, axis=0).astype(np.float64),
         mixtures=[],
         offset=0.0,
@@ -183,7 +203,7 @@ def fit_healthy_model(
     if kind == "tail":
         model.mixtures = [
             _fit_mixture(
-                mapped[:, [k]],
+                mapped[:, [channels.index(k)]],
                 sizes[i] if sizes else "bic",
                 _MAX_TAIL_COMPONENTS,
                 random_state,

@@ -82,7 +82,7 @@ def sample_reference(task: CaseTask, *, options: dict[str, Any]) -> CaseResult:
     try:
         subject = files.load()
         landmarks = subject_landmarks(subject, options["landmarks"])
-        features = raw_features(subject, options["neighbourhood_mm"])
+        features = raw_features(subject, options["neighbourhood_mm"], options["features"])
         excluded = exclusion_zone(subject.lesion, subject.spacing_zyx, EXCLUSION_MARGIN_MM)
         healthy = np.flatnonzero(~excluded[subject.brain]) if excluded is not None else None
         pool = healthy if healthy is not None else np.arange(features.shape[0])
@@ -98,7 +98,7 @@ def sample_reference(task: CaseTask, *, options: dict[str, Any]) -> CaseResult:
         chosen = np.sort(rng.choice(pool, size=size, replace=False))
     except Exception as err:  # noqa: BLE001 - any failure is recorded, never raised
         return _failure(task, err)
-    names = [name for name, _ in files.channels]
+    names = [files.channels[k][0] for k in options["features"]]
     rows = pd.DataFrame(features[chosen].astype(np.float64), columns=names)
     info = {
         "landmarks": landmarks.tolist(),
