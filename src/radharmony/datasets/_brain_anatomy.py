@@ -72,12 +72,14 @@ class BrainScanner:
     @property
     def size(self) -> tuple[int, int, int]:
         """Grid size ``(x, y, z)`` covering the field of view."""
-        return tuple(int(round(f / s)) for f, s in zip(FOV_MM, self.spacing, strict=True))
+        x, y, z = (int(round(f / s)) for f, s in zip(FOV_MM, self.spacing, strict=True))
+        return (x, y, z)
 
     @property
     def origin(self) -> tuple[float, float, float]:
         """World position of voxel 0, so that the grid is centred on the origin."""
-        return tuple(-(n - 1) * s / 2.0 for n, s in zip(self.size, self.spacing, strict=True))
+        x, y, z = (-(n - 1) * s / 2.0 for n, s in zip(self.size, self.spacing, strict=True))
+        return (x, y, z)
 
 
 def make_brain_scanners(
@@ -91,11 +93,11 @@ def make_brain_scanners(
     scanners = []
     for k in range(n_scanners):
         n = len(CHANNELS)
-        spacing = (voxel_mm, voxel_mm, voxel_mm * float(values["slice_factor"][k]))
+        spacing = (float(voxel_mm), float(voxel_mm), voxel_mm * float(values["slice_factor"][k]))
         scanners.append(
             BrainScanner(
                 name=f"scanner_{chr(ord('A') + k)}",
-                spacing=tuple(float(s) for s in spacing),
+                spacing=spacing,
                 blur_fwhm_mm=float(values["blur_fwhm_vox"][k]) * voxel_mm,
                 noise_sd=float(values["noise_sd"][k]),
                 bias_amplitude=float(values["bias_amplitude"][k]),
@@ -266,7 +268,8 @@ def _box(anatomy: Anatomy, centre: np.ndarray, reach: float) -> tuple[slice, sli
     shape = anatomy.brain.shape[::-1]
     low = np.maximum(np.floor((centre - reach - origin) / spacing).astype(int), 0)
     high = np.minimum(np.ceil((centre + reach - origin) / spacing).astype(int) + 1, shape)
-    return tuple(slice(int(lo), int(hi)) for lo, hi in zip(low[::-1], high[::-1], strict=True))
+    z, y, x = (slice(int(lo), int(hi)) for lo, hi in zip(low[::-1], high[::-1], strict=True))
+    return (z, y, x)
 
 
 def _pick_centre(
@@ -296,7 +299,7 @@ def insert_lesions(
     """Add lesions of ``lesion_class`` to ``anatomy``; return the label mask and their truth."""
     labels = np.zeros(anatomy.brain.shape, dtype=np.uint8)
     occupied = np.zeros(anatomy.brain.shape, dtype=bool)
-    truth = []
+    truth: list[dict] = []
     width = 0.5 * min(anatomy.spacing)
     for _ in range(count):
         if lesion_class == "tumour":

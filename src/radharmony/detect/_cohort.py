@@ -223,7 +223,7 @@ def detection_summary(detector: Any, table: pd.DataFrame | None = None) -> dict[
         "cross_fitted": calibration.cross_fitted,
         "extent_threshold": calibration.extent_threshold,
         "lesion_threshold": calibration.threshold,
-        "false_lesion_peaks_held_out": int(calibration.null_peaks.size),
+        "false_lesions_held_out": int(calibration.null_masses.size),
         "calibration_check": calibration.check,
         "voxel_fdr_check": calibration.fdr_check,
         "versions": {

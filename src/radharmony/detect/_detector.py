@@ -52,13 +52,13 @@ class Calibration:
         Score above which a voxel may belong to a lesion: the ``extent_quantile`` of held-out
         healthy voxel scores.
     threshold : float
-        Peak score a candidate lesion needs to be reported (``target="false_lesions"``).
-    null_peaks : numpy.ndarray
-        Sorted peaks of the false lesions of held-out reference subjects (lesion p-values).
+        Mass a candidate lesion needs to be reported (``target="false_lesions"``).
+    null_masses : numpy.ndarray
+        Sorted masses of the false lesions of held-out reference subjects (lesion p-values).
     voxel_scores : numpy.ndarray
         Sorted held-out healthy voxel scores (a sample; voxel p-values).
-    peaks_by_subject : list of numpy.ndarray
-        False-lesion peaks per reference subject.
+    masses_by_subject : list of numpy.ndarray
+        False-lesion masses per reference subject.
     subjects : list of str
         Reference subjects used.
     cross_fitted : bool
@@ -71,9 +71,9 @@ class Calibration:
 
     extent_threshold: float
     threshold: float
-    null_peaks: np.ndarray
+    null_masses: np.ndarray
     voxel_scores: np.ndarray
-    peaks_by_subject: list[np.ndarray]
+    masses_by_subject: list[np.ndarray]
     subjects: list[str]
     cross_fitted: bool
     check: list[dict[str, Any]] = field(default_factory=list)
@@ -82,7 +82,7 @@ class Calibration:
     def digest(self) -> str:
         """Return a digest of the calibration (part of cache keys)."""
         digest = hashlib.sha256(repr((self.extent_threshold, self.threshold)).encode())
-        digest.update(np.ascontiguousarray(self.null_peaks, dtype=np.float64).tobytes())
+        digest.update(np.ascontiguousarray(self.null_masses, dtype=np.float64).tobytes())
         digest.update(np.ascontiguousarray(self.voxel_scores, dtype=np.float64).tobytes())
         return digest.hexdigest()
 
@@ -98,15 +98,17 @@ class HealthyTissueDetector(BaseEstimator):
     ``detect`` then scores new subjects, forms lesions and gives each a p-value.
 
     **Lesions** are connected components of voxels whose score exceeds ``extent_threshold``
-    (the ``extent_quantile`` of held-out healthy voxel scores) and at least ``min_lesion_mm3``
-    in size. With ``target="false_lesions"`` a component is reported when its peak score
+    (the ``extent_quantile`` of held-out healthy voxel scores), at least ``min_lesion_mm3`` in
+    size and reaching deeper than ``edge_margin_mm`` into the brain. A component's *mass* is
+    the sum of its scores' excess over ``extent_threshold`` (cluster mass, which weighs extent
+    and height together). With ``target="false_lesions"`` a component is reported when its mass
     reaches the threshold at which held-out reference subjects show ``false_lesion_rate``
     false lesions per subject (conformal risk control; see
     :func:`~radharmony.detect.rate_threshold`); with ``target="voxel_fdr"`` lesions are the
     components of the voxels that the Benjamini-Hochberg procedure on conformal voxel p-values
-    rejects at ``fdr_level``. Each lesion's ``p_value`` is the conformal p-value of its peak
-    among the peaks of false lesions of held-out reference subjects: valid when a false lesion
-    of a new subject is exchangeable with those.
+    rejects at ``fdr_level``. Each lesion's ``p_value`` is the conformal p-value of its mass
+    among the masses of the false lesions of held-out reference subjects: valid when a false
+    lesion of a new subject is exchangeable with those.
 
     Parameters
     ----------
@@ -143,6 +145,10 @@ class HealthyTissueDetector(BaseEstimator):
     min_lesion_mm3 : float
         Smallest lesion reported (3 mm³, the usual lower bound of lesion counts in MS
         studies); at least one voxel.
+    edge_margin_mm : float
+        Only voxels deeper than this in the brain mask make a lesion's peak and mass (a lesion
+        may extend to the edge): the outer rim mixes brain with non-brain tissue (partial volume, skull-stripping
+        residue, meninges) whose bright voxels are not lesions. 0 disables the rule.
     connectivity : {6, 18, 26}
         Voxel connectivity of lesions.
     n_folds : int
@@ -181,6 +187,7 @@ class HealthyTissueDetector(BaseEstimator):
         fdr_level: float = 0.05,
         extent_quantile: float = 0.99,
         min_lesion_mm3: float = 3.0,
+        edge_margin_mm: float = 3.0,
         connectivity: int = 26,
         n_folds: int = 5,
         samples_per_subject: int = 20_000,
@@ -198,6 +205,7 @@ class HealthyTissueDetector(BaseEstimator):
         self.fdr_level = fdr_level
         self.extent_quantile = extent_quantile
         self.min_lesion_mm3 = min_lesion_mm3
+        self.edge_margin_mm = edge_margin_mm
         self.connectivity = connectivity
         self.n_folds = n_folds
         self.samples_per_subject = samples_per_subject
@@ -311,6 +319,7 @@ class HealthyTissueDetector(BaseEstimator):
                 f"extent_quantile must be in [0.5, 1), got {self.extent_quantile}",
             ),
             (self.min_lesion_mm3 >= 0, f"min_lesion_mm3 must be >= 0, got {self.min_lesion_mm3}"),
+            (self.edge_margin_mm >= 0, f"edge_margin_mm must be >= 0, got {self.edge_margin_mm}"),
             (
                 self.connectivity in (6, 18, 26),
                 f"connectivity must be 6, 18 or 26, got {self.connectivity}",
@@ -337,6 +346,7 @@ class HealthyTissueDetector(BaseEstimator):
             "samples_per_subject": int(self.samples_per_subject),
             "random_state": int(self.random_state),
             "min_lesion_mm3": float(self.min_lesion_mm3),
+            "edge_margin_mm": float(self.edge_margin_mm),
             "connectivity": int(self.connectivity),
             "n_components": self.n_components,
             "max_components": int(self.max_components),
@@ -428,7 +438,7 @@ class HealthyTissueDetector(BaseEstimator):
         )
         self.failures_ += [f for r in results for f in r.failures]
         done = [(tasks[r.position].subject_id, r) for r in results if r.rows is not None]
-        peaks = [np.sort(r.rows["peak"].to_numpy(dtype=np.float64)) for _, r in done]  # type: ignore[index]
+        peaks = [np.sort(r.rows["mass"].to_numpy(dtype=np.float64)) for _, r in done]  # type: ignore[index]
         threshold = rate_threshold(peaks, float(self.false_lesion_rate)) if peaks else np.inf
         cross = len(set(folds)) > 1
         check: list[dict[str, Any]] = []
@@ -465,14 +475,67 @@ class HealthyTissueDetector(BaseEstimator):
         return Calibration(
             extent_threshold=extent,
             threshold=float(threshold),
-            null_peaks=np.sort(np.concatenate(peaks)) if peaks else np.zeros(0),
+            null_masses=np.sort(np.concatenate(peaks)) if peaks else np.zeros(0),
             voxel_scores=voxel_scores.astype(np.float64),
-            peaks_by_subject=peaks,
+            masses_by_subject=peaks,
             subjects=subjects,
             cross_fitted=cross,
             check=check,
             fdr_check=fdr_check,
         )
+
+    def retarget(
+        self,
+        *,
+        target: str | None = None,
+        false_lesion_rate: float | None = None,
+        fdr_level: float | None = None,
+    ) -> HealthyTissueDetector:
+        """Return a copy of the fitted detector with another decision target, without refitting.
+
+        The model and the held-out scores are kept; the lesion threshold and its held-out
+        check are recomputed for the new ``false_lesion_rate``. A new ``fdr_level`` applies to
+        detection at once, but the per-reference voxel FDR check (computed while fitting at the
+        old level) is dropped.
+
+        Returns
+        -------
+        HealthyTissueDetector
+        """
+        import copy
+
+        self._check_fitted()
+        new = copy.deepcopy(self)
+        new.set_params(
+            **{
+                k: v
+                for k, v in {
+                    "target": target,
+                    "false_lesion_rate": false_lesion_rate,
+                    "fdr_level": fdr_level,
+                }.items()
+                if v is not None
+            }
+        )
+        new._check_options()
+        calibration = new.calibration_
+        peaks = calibration.masses_by_subject
+        rate = float(new.false_lesion_rate)
+        calibration.threshold = rate_threshold(peaks, rate) if peaks else float("inf")
+        calibration.check = (
+            rate_check(held_out_rates(peaks, rate), rate, subjects=calibration.subjects).to_dict(
+                "records"
+            )
+            if len(peaks) >= 2
+            else []
+        )
+        if fdr_level is not None and fdr_level != self.fdr_level:
+            calibration.fdr_check = []
+        held_out = {r["subject_id"]: r["false_events"] for r in calibration.check}
+        new.references_["false_lesions_held_out"] = [
+            held_out.get(s, np.nan) for s in new.references_["subject_id"]
+        ]
+        return new
 
     # -- using a fitted detector -----------------------------------------------------------------
 

@@ -77,7 +77,8 @@ def detection_methods(detection: Any) -> str:
         )
     else:
         rule = (
-            f"components whose peak reached the threshold at which held-out reference subjects "
+            f"components whose mass (sum of the scores' excess over the extent threshold) reached "
+            f"the threshold at which held-out reference subjects "
             f"averaged {params['false_lesion_rate']:g} false lesion(s) per subject"
         )
     folds = "cross-fitted" if calibration.cross_fitted else "in-sample (one reference subject)"
@@ -90,9 +91,10 @@ def detection_methods(detection: Any) -> str:
         f"a voxel was derived from {model}. Candidate lesions were the "
         f"{params['connectivity']}-connected components of voxels above the "
         f"{params['extent_quantile']:.0%} quantile of held-out healthy voxel scores and at "
-        f"least {params['min_lesion_mm3']:g} mm³; reported lesions were the {rule}. "
+        f"least {params['min_lesion_mm3']:g} mm³ (peak and mass counted deeper than "
+        f"{params['edge_margin_mm']:g} mm in the brain mask); reported lesions were the {rule}. "
         f"Held-out scores were {folds}. Each lesion's p-value is the conformal p-value of its "
-        "peak among the false lesions of held-out reference subjects."
+        "mass among the false lesions of held-out reference subjects."
     )
 
 

@@ -34,6 +34,7 @@ _SETTING_KEYS = (
     "fdr_level",
     "extent_quantile",
     "min_lesion_mm3",
+    "edge_margin_mm",
     "connectivity",
     "n_folds",
     "samples_per_subject",
@@ -116,7 +117,7 @@ def load_detect_section(section: Any, root: Path) -> DetectConfig:
     if isinstance(settings.get("hyperintense"), str):
         settings["hyperintense"] = [c.strip() for c in settings["hyperintense"].split(",")]
     if channels and not problems:
-        problems += _setting_problems(channels, settings)
+        problems += _setting_problems([str(c) for c in channels], settings)
     if problems:
         raise SettingsError("invalid detect: section: " + "; ".join(problems))
     return DetectConfig(
