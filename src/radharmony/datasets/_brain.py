@@ -102,9 +102,9 @@ def make_brain_cohort(
 
     **Anatomy** (procedural, defined in millimetres): an ellipsoidal brain of random size with
     a bumpy surface; a cortical ribbon of varying thickness; sulci as thin CSF sheets flanked by
-    cortex; lateral ventricles that grow with age; deep grey-matter nuclei; normal
-    periventricular caps that are bright on FLAIR (as in real scans, where FLAIR also shows
-    cortex brighter than white matter). Tissue boundaries give partial-volume voxels, and each
+    cortex; lateral ventricles that grow with age; deep grey-matter nuclei; thin (up to 2 mm)
+    normal periventricular caps at the ventricles' horns that are bright on FLAIR (as in real
+    scans, where FLAIR also shows cortex brighter than white matter). Tissue boundaries give partial-volume voxels, and each
     tissue carries a smooth texture (2.5 % SD, 8 mm grain).
 
     **Lesions** (patients only, multi-label ``lesion_mask``, one label per lesion, listed in the

@@ -20,14 +20,14 @@ FOV_MM: tuple[float, float, float] = (150.0, 180.0, 140.0)
 BRAIN_SEMI_AXES_MM: tuple[float, float, float] = (62.0, 78.0, 56.0)
 
 # Relative tissue intensities per channel (before the scanner): FLAIR, T1, T2, T1c. FLAIR shows
-# grey matter brighter than white matter and normal periventricular caps brighter still, so a
-# FLAIR threshold meets healthy bright tissue as in real scans.
+# grey matter brighter than white matter and thin normal periventricular caps brighter still, so
+# a FLAIR threshold meets healthy bright tissue as in real scans.
 TISSUE_INTENSITY: dict[str, tuple[float, float, float, float]] = {
     "wm": (0.55, 1.00, 0.40, 1.00),
     "gm": (0.70, 0.70, 0.56, 0.72),
     "deep_gm": (0.63, 0.82, 0.48, 0.84),
     "csf": (0.12, 0.25, 1.00, 0.25),
-    "cap": (0.80, 0.88, 0.62, 0.90),
+    "cap": (0.78, 0.90, 0.64, 0.92),
 }
 LESION_INTENSITY: dict[str, tuple[float, float, float, float]] = {
     "ms": (0.95, 0.62, 0.80, 0.66),
@@ -215,14 +215,9 @@ def make_anatomy(rng: np.random.Generator, scanner: BrainScanner, age: float) ->
         ]
     )
     deep_gm = _step(deep, width)
-    caps = np.maximum.reduce(
-        [
-            _ellipsoid_distance(coords, (side * 9.0, tip, 8.0), (6.5, 5.0, 6.5))
-            for side in (-1.0, 1.0)
-            for tip in (-24.0, 27.0)
-        ]
-    )
-    cap = _step(caps, width)
+    # Periventricular caps: a rim up to 2 mm thick around the frontal and occipital horns.
+    horns = _step(np.abs(coords[1] - 2.0) - 16.0, 2.0)
+    cap = _step(s_vent + 2.0, width) * horns
     remaining = p_brain.copy()
     fractions = {}
     for name, share in (
