@@ -11,7 +11,7 @@ import pytest
 import SimpleITK as sitk
 
 from radharmony.errors import ImageReadError
-from radharmony.extract import extract_features
+from radharmony.extract import extract_features, failures_of
 from radharmony.io import read_image
 
 SETTINGS = {"feature_classes": ["shape", "firstorder", "glcm"]}
@@ -154,7 +154,7 @@ def test_every_bad_case_is_reported_at_its_stage(
     corpus: tuple[Path, dict[str, str]], corpus_result: pd.DataFrame
 ) -> None:
     _, expected = corpus
-    failures = corpus_result.attrs["failures"]
+    failures = failures_of(corpus_result)
     reported = dict(zip(failures["case_id"], failures["stage"], strict=True))
     # A one-voxel lesion may vanish on the 1 mm grid: then it must be reported, not lost.
     reported.pop("one_voxel_lesion", None)
@@ -167,7 +167,7 @@ def test_every_good_case_is_kept(
     corpus: tuple[Path, dict[str, str]], corpus_result: pd.DataFrame
 ) -> None:
     _, expected = corpus
-    failures = corpus_result.attrs["failures"]
+    failures = failures_of(corpus_result)
     kept = set(corpus_result["case_id"])
     for case in ("good0", "good1", "good2", "inf_far_away", "constant_lesion", "label_255"):
         assert case in kept, case
@@ -178,7 +178,7 @@ def test_every_good_case_is_kept(
 
 
 def test_messages_say_what_to_fix(corpus_result: pd.DataFrame) -> None:
-    messages = corpus_result.attrs["failures"].set_index("case_id")["message"]
+    messages = failures_of(corpus_result).set_index("case_id")["message"]
     assert "does not exist" in messages["missing_file"]
     assert "truncated or corrupt" in messages["truncated_nifti"]
     assert "is 2D" in messages["image_2d"]

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import SimpleITK as sitk
 
-from radharmony.extract import extract_features, read_features, write_features
+from radharmony.extract import extract_features, failures_of, read_features, write_features
 
 FAST = {"feature_classes": ["shape", "firstorder", "glcm"], "resampled_spacing": None}
 
@@ -51,7 +51,7 @@ def test_one_row_per_lesion_with_identity_columns_first(tiny_features: pd.DataFr
     assert list(two["lesion_voxels"]) == [ball5, ball4]
     assert two["lesion_volume_mm3"].iloc[1] == pytest.approx(ball4 * 1.0 * 1.0 * 1.5)
     assert not tiny_features.filter(like="original_").columns.size
-    assert tiny_features.attrs["failures"].empty
+    assert failures_of(tiny_features).empty
 
 
 def test_feature_values_match_the_lesion_contents(tiny_features: pd.DataFrame) -> None:
@@ -93,7 +93,7 @@ def test_bad_cases_are_reported_and_the_others_kept(tiny_cohort: Path, tmp_path:
     pd.concat([manifest, bad_rows]).to_csv(folder / "manifest.csv", index=False)
     features = extract_features(folder / "manifest.csv", settings=FAST)
     assert len(features) == 9  # every good lesion kept
-    failures = features.attrs["failures"].set_index("case_id")
+    failures = failures_of(features).set_index("case_id")
     assert set(failures.index) == {"corrupt", "wrong_mask"}
     assert failures.loc["corrupt", "stage"] == "read_image"
     assert failures.loc["corrupt", "file"].endswith("images/corrupt.nii.gz")
@@ -174,7 +174,7 @@ def test_real_cases_match_pyradiomics_baseline(shared_data: Path, tmp_path: Path
         }
     )
     features = extract_features(manifest, settings=PYRADIOMICS_BASELINE, n_jobs=2)
-    assert features.attrs["failures"].empty
+    assert failures_of(features).empty
     assert list(features["subject_id"]) == names
     baseline = pd.concat(
         pd.read_csv(cases / "baseline" / f"baseline_{family}.csv", index_col=0)
@@ -199,7 +199,7 @@ def test_sts_mr_cohort_extracts_every_patient(shared_data: Path) -> None:
     features = extract_features(
         manifest, settings={"feature_classes": ["shape", "firstorder"]}, base_dir=folder, n_jobs=2
     )
-    assert features.attrs["failures"].empty
+    assert failures_of(features).empty
     assert set(features["subject_id"]) == set(scanners["patient_id"])
     for subject, lesions in features.groupby("subject_id"):
         mask = nib.load(folder / subject / "MR_T1_mask.nii.gz")

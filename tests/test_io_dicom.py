@@ -28,6 +28,7 @@ import pandas as pd
 import pytest
 import SimpleITK as sitk
 
+from radharmony import failures_of
 from radharmony.errors import GeometryMismatchError, ImageReadError
 from radharmony.io import read_dicom_mask, read_image, read_mask
 
@@ -382,7 +383,7 @@ def test_extraction_names_lesions_after_the_rois(
         }
     )
     features = extract_features(manifest, settings="default", min_lesion_voxels=1)
-    assert features.attrs["failures"].empty, features.attrs["failures"].to_string()
+    assert failures_of(features).empty, failures_of(features).to_string()
     assert list(features.columns[:5]) == [
         "case_id",
         "subject_id",

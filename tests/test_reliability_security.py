@@ -18,7 +18,7 @@ import skops.io as sio
 from sklearn import config_context
 from threadpoolctl import threadpool_limits
 
-from radharmony import extract_features, make_feature_table, write_features
+from radharmony import extract_features, failures_of, make_feature_table, write_features
 from radharmony.errors import ModelError
 from radharmony.harmonize import default_harmonizer
 from radharmony.model import build_pipeline, load_model, save_model
@@ -259,7 +259,7 @@ def test_dicom_patient_fields_never_reach_the_outputs(tmp_path: Path) -> None:
     features = extract_features(manifest, base_dir=tmp_path, progress=False)
     assert features["subject_id"].tolist() == ["case-1"]  # the good case was extracted
     assert features["lesion_voxels"].iloc[0] == int(ball.sum())
-    assert features.attrs["failures"]["subject_id"].tolist() == ["case-2"]  # failure path ran
+    assert failures_of(features)["subject_id"].tolist() == ["case-2"]  # failure path ran
 
     written = {
         **write_features(features, tmp_path / "out" / "features.parquet"),
@@ -267,7 +267,7 @@ def test_dicom_patient_fields_never_reach_the_outputs(tmp_path: Path) -> None:
     }
     texts = {
         "table": features.to_csv(),
-        "failures_attr": features.attrs["failures"].to_csv(),
+        "failures_attr": failures_of(features).to_csv(),
         "provenance_attr": json.dumps(features.attrs["provenance"], default=str),
         "parquet_cells": pd.read_parquet(written["features"]).to_csv(),
         "parquet_metadata": repr(pq.read_schema(written["features"]).metadata),

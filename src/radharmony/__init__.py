@@ -24,7 +24,7 @@ from radharmony.errors import (
     RadharmonyError,
     SettingsError,
 )
-from radharmony.extract import extract_features, read_features, write_features
+from radharmony.extract import extract_features, failures_of, read_features, write_features
 from radharmony.ibsi import (
     IBSI_CONFIGURATIONS,
     PRESETS,
@@ -48,6 +48,13 @@ from radharmony.lesions import split_lesions
 _LAZY_NAMES: dict[str, str] = {
     "SyntheticCohort": "radharmony.datasets",
     "make_cohort": "radharmony.datasets",
+    "SyntheticBrainCohort": "radharmony.datasets",
+    "make_brain_cohort": "radharmony.datasets",
+    "HealthyTissueDetector": "radharmony.detect",
+    "DetectionResult": "radharmony.detect",
+    "detect_lesions": "radharmony.detect",
+    "load_detector": "radharmony.detect",
+    "save_detector": "radharmony.detect",
     "make_feature_table": "radharmony.datasets",
     "ComBat": "radharmony.harmonize",
     "HarmonizationReport": "radharmony.harmonize",
@@ -66,7 +73,7 @@ _LAZY_NAMES: dict[str, str] = {
     "predict": "radharmony.explain",
 }
 # Stage modules reachable as attributes (``radharmony.explain`` is callable: see its docs).
-_LAZY_MODULES = ("datasets", "explain", "harmonize", "model", "report", "study")
+_LAZY_MODULES = ("datasets", "detect", "explain", "harmonize", "model", "report", "study")
 
 
 def __getattr__(name: str) -> Any:
@@ -88,12 +95,14 @@ __all__ = [
     "PRESETS",
     "ComBat",
     "ConformalEnsemble",
+    "DetectionResult",
     "EmptyMaskError",
     "EvaluationResult",
     "ExtractionSettings",
     "GeometryMismatchError",
     "HarmonizationError",
     "HarmonizationReport",
+    "HealthyTissueDetector",
     "ImageReadError",
     "ManifestError",
     "ModelError",
@@ -101,6 +110,7 @@ __all__ = [
     "RadharmonyError",
     "SelectiveComBat",
     "SettingsError",
+    "SyntheticBrainCohort",
     "SyntheticCohort",
     "VolumeConfoundWarning",
     "__version__",
@@ -111,12 +121,17 @@ __all__ = [
     "compute_lesion_features",
     "datasets",
     "default_harmonizer",
+    "detect",
+    "detect_lesions",
     "evaluate",
     "explain",
     "extract_features",
     "filter_image",
+    "failures_of",
     "harmonization_report",
+    "load_detector",
     "load_model",
+    "make_brain_cohort",
     "make_cohort",
     "make_feature_table",
     "predict",
@@ -126,6 +141,7 @@ __all__ = [
     "read_features",
     "read_image",
     "read_manifest",
+    "save_detector",
     "save_model",
     "split_lesions",
     "write_bids_derivatives",

@@ -77,7 +77,7 @@ def default_cache_dir(out: Path) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``radharmony extract``."""
-    from radharmony.extract import extract_features, write_features
+    from radharmony.extract import extract_features, failures_of, write_features
     from radharmony.io import write_bids_derivatives
 
     cache = None if args.no_cache else (args.cache_dir or default_cache_dir(args.out))
@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
     if args.bids_out is not None:
         write_bids_derivatives(features, args.bids_out, source=args.bids)
         print(f"BIDS derivatives: {args.bids_out}")
-    failures = features.attrs["failures"]
+    failures = failures_of(features)
     if len(failures):
         print(
             f"warning: {len(failures)} case(s)/lesion(s) failed; see {paths['failures']}",
@@ -132,8 +132,9 @@ def _manifest(args: argparse.Namespace) -> Any:
 
 def summary_line(features) -> str:  # noqa: ANN001 - a feature DataFrame
     """Return a one-line summary of an extraction result."""
-    failures = features.attrs.get("failures")
-    n_failed = 0 if failures is None else len(failures)
+    from radharmony.extract import failures_of
+
+    n_failed = len(failures_of(features))
     n_cases = features["case_id"].nunique() if "case_id" in features else 0
     dropped = features.attrs.get("dropped_lesions", 0)
     return (

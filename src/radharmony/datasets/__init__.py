@@ -6,7 +6,14 @@ tutorials can check results against known values rather than against themselves.
 
 from __future__ import annotations
 
+from radharmony.datasets._brain import SyntheticBrainCohort, make_brain_cohort
 from radharmony.datasets._cohort import SyntheticCohort, make_cohort
 from radharmony.datasets._tabular import make_feature_table
 
-__all__ = ["SyntheticCohort", "make_cohort", "make_feature_table"]
+__all__ = [
+    "SyntheticBrainCohort",
+    "SyntheticCohort",
+    "make_brain_cohort",
+    "make_cohort",
+    "make_feature_table",
+]

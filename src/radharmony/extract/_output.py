@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from radharmony._cases import failure_table, failures_of
+
 _METADATA_KEY = b"radharmony"
 
 
@@ -44,7 +46,7 @@ def write_features(features: pd.DataFrame, path: str | Path) -> dict[str, Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     provenance = dict(features.attrs.get("provenance", {}))
     provenance["dropped_lesions"] = int(features.attrs.get("dropped_lesions", 0))
-    failures = features.attrs.get("failures")
+    failures = failures_of(features)
     plain = features.copy()
     plain.attrs = {}
     tmp = path.with_name(f".{path.name}.tmp")
@@ -57,8 +59,6 @@ def write_features(features: pd.DataFrame, path: str | Path) -> dict[str, Path]:
         pq.write_table(table.replace_schema_metadata(metadata), tmp)
     os.replace(tmp, path)
     paths = sidecar_paths(path)
-    if failures is None:
-        failures = pd.DataFrame()
     failures.to_csv(paths["failures"], index=False)
     paths["provenance"].write_text(
         json.dumps(provenance, indent=2, sort_keys=True) + "\n", encoding="utf-8"
@@ -77,7 +77,8 @@ def read_features(path: str | Path) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        With ``attrs["provenance"]`` and ``attrs["failures"]`` when their sidecars exist.
+        With ``attrs["provenance"]`` and ``attrs["failures"]`` (records, see
+        :func:`radharmony.failures_of`) when their sidecars exist.
     """
     path = Path(path)
     features = pd.read_csv(path) if path.suffix.lower() == ".csv" else pd.read_parquet(path)
@@ -87,5 +88,19 @@ def read_features(path: str | Path) -> pd.DataFrame:
         features.attrs["provenance"] = json.loads(paths["provenance"].read_text(encoding="utf-8"))
     if paths["failures"].is_file() and paths["failures"].stat().st_size > 1:
         with contextlib.suppress(pd.errors.EmptyDataError):
-            features.attrs["failures"] = pd.read_csv(paths["failures"])
+            text_columns = {c: str for c in ("case_id", "subject_id", "file", "stage", "message")}
+            read = pd.read_csv(paths["failures"], dtype=text_columns)
+            table = failure_table(read.to_dict("records"))
+            features.attrs["failures"] = _records(table)
     return features
+
+
+def _records(failures: pd.DataFrame) -> list[dict]:
+    """Return failure rows as plain records (missing values as None, lesion ids as int)."""
+    records = []
+    for row in failures.astype(object).to_dict("records"):
+        records.append({k: (None if pd.isna(v) else v) for k, v in row.items()})
+    for record in records:
+        if record["lesion_id"] is not None:
+            record["lesion_id"] = int(record["lesion_id"])
+    return records

@@ -446,7 +446,9 @@ def write_bids_derivatives(
         written.append(_write_tsv(rows, folder / f"{stem}_{_FEATURE_SUFFIX}.tsv"))
     failures = features.attrs.get("failures")
     if failures is not None and len(failures):
-        written.append(_write_tsv(failures, out / "failures.tsv"))
+        # Stage outputs keep failures as plain records (a DataFrame only when built by hand).
+        table = failures if isinstance(failures, pd.DataFrame) else pd.DataFrame(failures)
+        written.append(_write_tsv(table, out / "failures.tsv"))
     return written
 
 

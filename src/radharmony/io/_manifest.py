@@ -11,6 +11,8 @@ from radharmony.errors import ManifestError
 REQUIRED_COLUMNS: tuple[str, ...] = ("subject_id", "image", "mask", "scanner")
 # Optional column: ROI names / segment labels to take from a DICOM RTSTRUCT/SEG mask ("GTV|GTVn").
 ROIS_COLUMN = "rois"
+#: Optional columns holding paths, resolved like ``image`` and ``mask`` when present.
+OPTIONAL_PATH_COLUMNS: tuple[str, ...] = ("reference_mask",)
 # Columns the package adds to every output row; a covariate may not reuse these names.
 RESERVED_COLUMNS: tuple[str, ...] = (
     "case_id",
@@ -21,6 +23,7 @@ RESERVED_COLUMNS: tuple[str, ...] = (
     "centroid_x_mm",
     "centroid_y_mm",
     "centroid_z_mm",
+    "reference_dice",
 )
 
 
@@ -41,6 +44,10 @@ def read_manifest(
         RTSTRUCT/SEG file (its ``image`` is then the DICOM series folder it was drawn on); an
         optional ``rois`` column names the ROIs/segments to take from it (``GTV|GTVn``; empty:
         all, see :func:`radharmony.io.read_dicom_mask`).
+        which are carried through to the outputs. An optional ``reference_mask`` column (a
+        reference segmentation on the image's grid, e.g. expert lesions when ``mask`` holds
+        detected ones) is resolved like the paths; extraction then reports each lesion's Dice
+        with it.
     base_dir : str or Path, optional
         Folder that relative paths are resolved against. Defaults to the CSV's folder, or the
         current directory for a DataFrame.
@@ -156,14 +163,24 @@ def _resolve_paths(table: pd.DataFrame, root: Path) -> pd.DataFrame:
             str(p if p.is_absolute() else (root / p))
             for p in (Path(str(v).strip()) for v in table[column])
         ]
+    for column in (c for c in OPTIONAL_PATH_COLUMNS if c in table.columns):
+        table[column] = [_optional_path(root, v) for v in table[column]]
     return table
+
+
+def _optional_path(root: Path, value: object) -> str:
+    if value is None or (isinstance(value, float) and pd.isna(value)) or not str(value).strip():
+        return ""
+    path = Path(str(value).strip())
+    return str(path if path.is_absolute() else root / path)
 
 
 def _missing_file_problems(table: pd.DataFrame) -> list[str]:
     problems = []
-    for column in ("image", "mask"):
+    columns = ["image", "mask", *(c for c in OPTIONAL_PATH_COLUMNS if c in table.columns)]
+    for column in columns:
         for i, value in table[column].items():
-            if not Path(value).exists():
+            if value and not Path(value).exists():
                 problems.append(f"{_line(i)}, column {column!r}: file {value} does not exist")
     return problems
 

@@ -6,6 +6,7 @@ from typing import Any
 
 import pandas as pd
 
+from radharmony._cases import failures_of
 from radharmony.report._html import escape, figure_html, table_html
 
 
@@ -105,11 +106,11 @@ def volume_figure(features: pd.DataFrame) -> Any:
 
 def cohort_section_body(features: pd.DataFrame) -> str:
     """Return the HTML of the cohort and quality-control section."""
-    failures = features.attrs.get("failures")
+    failures = failures_of(features)
     dropped = int(features.attrs.get("dropped_lesions", 0))
     parts = [table_html(cohort_summary(features))]
     parts.append(f"<p>{dropped} lesion(s) below the minimum lesion size were dropped.</p>")
-    if failures is not None and len(failures):
+    if len(failures):
         parts.append(
             f"<div class='warning'>{len(failures)} case(s) or lesion(s) failed and are not in "
             "the analysis:</div>"

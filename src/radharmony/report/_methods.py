@@ -5,6 +5,7 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
+from radharmony._cases import failures_of
 from radharmony.report._extraction import extraction_methods
 from radharmony.report._html import escape
 
@@ -34,7 +35,7 @@ def methods_paragraph(result: Any) -> str:
         extraction_methods(result.features),
         escape(
             f"The analysis included {n_lesions} lesions of {n_subjects} subjects imaged on "
-            f"{n_scanners} scanners ({len(result.features.attrs.get('failures', []))} cases or "
+            f"{n_scanners} scanners ({len(failures_of(result.features))} cases or "
             f"lesions failed extraction; {result.unlabelled} lesions had no label)."
         ),
     ]

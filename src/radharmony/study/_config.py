@@ -18,6 +18,7 @@ from typing import Any
 
 from radharmony.errors import SettingsError
 from radharmony.ibsi import ExtractionSettings
+from radharmony.study._detection import apply_detect_section
 
 _MODELS = (
     "auto",
@@ -170,6 +171,13 @@ FIELDS: tuple[Field, ...] = (
         optional=True,
     ),
     # --- optional sections: one Field(kind="section", check=<validator>) per section ------
+    Field(
+        "detect",
+        "section",
+        "lesion detection run before extraction (subjects, channels, reference or detector, "
+        "target, ...; see radharmony.study._detection)",
+        optional=True,
+    ),
 )
 _BY_NAME = {f.name: f for f in FIELDS}
 
@@ -221,6 +229,9 @@ class StudyConfig:
     ibsi_data : Path, optional
         Folder of the IBSI chapter-1 benchmark data (``ibsi_1_digital_phantom``,
         ``reference_values``); when given the report includes a compliance check run now.
+    detect : DetectConfig, optional
+        Lesion detection run first (see :mod:`radharmony.study._detection`); the extraction
+        then reads the manifest it writes.
     """
 
     manifest: Path
@@ -245,6 +256,7 @@ class StudyConfig:
     n_bootstrap: int = 1000
     seed: int = 0
     ibsi_data: Path | None = None
+    detect: Any = None
 
     def __post_init__(self) -> None:
         problems = [
@@ -296,6 +308,7 @@ def load_study_config(source: str | Path | Mapping[str, Any]) -> StudyConfig:
         if not isinstance(values, Mapping):
             raise SettingsError(f"study configuration {path} must be a mapping of key: value")
         values, root = dict(values), path.resolve().parent
+    values = apply_detect_section(values, root)
     known = {f.name for f in dataclasses.fields(StudyConfig)}
     unknown = sorted(set(values) - known)
     if unknown:
@@ -402,7 +415,10 @@ def _problems(spec: Field, value: Any) -> list[str]:
     elif spec.kind == "settings":
         if not isinstance(value, str | Mapping):
             return [wrong]
-    elif spec.kind == "section" and not isinstance(value, Mapping):
+    elif spec.kind == "section" and not (
+        isinstance(value, Mapping) or dataclasses.is_dataclass(value)
+    ):
+        # A section arrives as a mapping, or already validated into its dataclass by its loader.
         return [wrong]
     if spec.check is not None:
         message = spec.check(value)

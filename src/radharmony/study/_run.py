@@ -24,7 +24,8 @@ class StudyResult:
     ----------
     config : StudyConfig
     features : pandas.DataFrame
-        Per-lesion feature table (with ``attrs["failures"]`` and ``attrs["provenance"]``).
+        Per-lesion feature table (with ``attrs["failures"]``, see :func:`radharmony.failures_of`,
+        and ``attrs["provenance"]``).
     analysed : pandas.DataFrame
         The labelled lesions used for modelling (feature table joined with the target).
     feature_columns : list of str
@@ -49,6 +50,8 @@ class StudyResult:
         Lesions dropped because they have no target value.
     files : dict of str to Path
         Paths of everything written.
+    detection : DetectionResult or None
+        Lesion detection, when the configuration has a ``detect:`` section.
     """
 
     config: StudyConfig
@@ -64,6 +67,7 @@ class StudyResult:
     cases: pd.DataFrame
     unlabelled: int
     files: dict[str, Path]
+    detection: Any = None
 
 
 def run_study(config: StudyConfig, *, log: Callable[[str], None] = print) -> StudyResult:
@@ -83,7 +87,7 @@ def run_study(config: StudyConfig, *, log: Callable[[str], None] = print) -> Stu
     -------
     StudyResult
     """
-    from radharmony.extract import extract_features, write_features
+    from radharmony.extract import extract_features, failures_of, write_features
 
     # A missing labels file or a wrong target must not cost an extraction first.
     check_study_inputs(config)
@@ -95,6 +99,13 @@ def run_study(config: StudyConfig, *, log: Callable[[str], None] = print) -> Stu
     out = config.out
     out.mkdir(parents=True, exist_ok=True)
     files: dict[str, Path] = {}
+    detection = None
+    if config.detect is not None:
+        from radharmony.study._detection import run_detection
+
+        step(f"[0/6] detecting lesions in {config.detect.subjects}")
+        detection = run_detection(config.detect, out, n_jobs=config.n_jobs, log=log)
+        files.update({f"detection_{k}": v for k, v in detection.files.items()})
     step(f"[1/6] extracting features from {config.manifest}")
     table_path = out / "features.parquet"
     features = extract_features(
@@ -108,7 +119,7 @@ def run_study(config: StudyConfig, *, log: Callable[[str], None] = print) -> Stu
     )
     files.update({f"features_{k}": v for k, v in write_features(features, table_path).items()})
     log(
-        f"      {len(features)} lesions, {len(features.attrs['failures'])} failure(s), "
+        f"      {len(features)} lesions, {len(failures_of(features))} failure(s), "
         f"{features.attrs.get('cached_cases', 0)} case(s) from cache"
     )
 
@@ -154,6 +165,7 @@ def run_study(config: StudyConfig, *, log: Callable[[str], None] = print) -> Stu
         cases=cases,
         unlabelled=unlabelled,
         files=files,
+        detection=detection,
     )
     step("[6/6] writing the report")
     from radharmony.report import make_study_report

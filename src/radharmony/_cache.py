@@ -1,4 +1,4 @@
-"""Per-case result cache, keyed by file content and settings, with atomic writes."""
+"""Per-case result cache, keyed by file content and run parameters, with atomic writes."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -22,20 +24,25 @@ def file_digest(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def case_key(image: str, mask: str, run_fingerprint: str, rois: str = "") -> str:
-    """Return the cache key of one case: image bytes, mask bytes, ROIs taken and parameters."""
-    parts = [file_digest(image), file_digest(mask), run_fingerprint] + ([rois] if rois else [])
+def case_key(files: Sequence[str | Path], run_fingerprint: str, salt: str = "") -> str:
+    """Return the cache key of one case: the bytes of its files, the run parameters, a salt.
+
+    The salt distinguishes cases whose files are identical but whose result depends on their
+    identity (e.g. a per-subject random sample). With no salt the key of an image and a mask
+    is the one earlier versions computed, so existing caches stay valid.
+    """
+    parts = [file_digest(f) for f in files] + [run_fingerprint] + ([salt] if salt else [])
     return hashlib.sha256("\x00".join(parts).encode()).hexdigest()
 
 
-def run_fingerprint(parameters: dict) -> str:
+def run_fingerprint(parameters: dict[str, Any]) -> str:
     """Return a digest of everything besides the files that changes a case's result."""
-    canonical = json.dumps(parameters, sort_keys=True, separators=(",", ":"))
+    canonical = json.dumps(parameters, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def load_cached(cache_dir: Path, key: str) -> pd.DataFrame | None:
-    """Return the cached lesion rows of a case, or None when the case was never completed."""
+    """Return the cached rows of a case, or None when the case was never completed."""
     path = cache_dir / f"{key}.parquet"
     if not path.is_file():
         return None
@@ -43,7 +50,7 @@ def load_cached(cache_dir: Path, key: str) -> pd.DataFrame | None:
 
 
 def store(cache_dir: Path, key: str, rows: pd.DataFrame) -> None:
-    """Write a case's lesion rows so that a reader never sees a half-written file."""
+    """Write a case's rows (and their ``attrs``) so that a reader never sees a half-written file."""
     cache_dir.mkdir(parents=True, exist_ok=True)
     handle, tmp = tempfile.mkstemp(dir=cache_dir, prefix=f".{key}.", suffix=".tmp")
     os.close(handle)
