@@ -7,6 +7,12 @@ tutorials can check results against known values rather than against themselves.
 from __future__ import annotations
 
 from radharmony.datasets._cohort import SyntheticCohort, make_cohort
+from radharmony.datasets._longitudinal_tabular import make_longitudinal_feature_table
 from radharmony.datasets._tabular import make_feature_table
 
-__all__ = ["SyntheticCohort", "make_cohort", "make_feature_table"]
+__all__ = [
+    "SyntheticCohort",
+    "make_cohort",
+    "make_feature_table",
+    "make_longitudinal_feature_table",
+]
