@@ -7,12 +7,15 @@ tutorials can check results against known values rather than against themselves.
 from __future__ import annotations
 
 from radharmony.datasets._cohort import SyntheticCohort, make_cohort
+from radharmony.datasets._longitudinal import SyntheticFollowUpCohort, make_longitudinal_cohort
 from radharmony.datasets._longitudinal_tabular import make_longitudinal_feature_table
 from radharmony.datasets._tabular import make_feature_table
 
 __all__ = [
     "SyntheticCohort",
+    "SyntheticFollowUpCohort",
     "make_cohort",
     "make_feature_table",
+    "make_longitudinal_cohort",
     "make_longitudinal_feature_table",
 ]
