@@ -16,7 +16,7 @@ cache), with their change between visits.
 
 from __future__ import annotations
 
-from radharmony.longitudinal._align import QC_MIN_LNCC, AlignmentError, local_ncc, register
+from radharmony.longitudinal._align import AlignmentError, alignment_quality, local_ncc, register
 from radharmony.longitudinal._calibrate import (
     ChangeCalibration,
     bh_threshold,
@@ -25,6 +25,7 @@ from radharmony.longitudinal._calibrate import (
     rate_threshold,
 )
 from radharmony.longitudinal._change import ChangeSettings, change_score
+from radharmony.longitudinal._delta import delta_radiomics
 from radharmony.longitudinal._manifest import read_longitudinal_manifest
 from radharmony.longitudinal._matching import MatchingRule, lesion_load, track_lesions
 from radharmony.longitudinal._run import (
@@ -35,17 +36,18 @@ from radharmony.longitudinal._run import (
 )
 
 __all__ = [
-    "QC_MIN_LNCC",
     "AlignmentError",
     "ChangeCalibration",
     "ChangeSettings",
     "LongitudinalResult",
     "MatchingRule",
+    "alignment_quality",
     "analyse_followups",
     "bh_threshold",
     "calibrate_change",
     "change_score",
     "conformal_pvalues",
+    "delta_radiomics",
     "lesion_load",
     "local_ncc",
     "mirror_fdr_threshold",

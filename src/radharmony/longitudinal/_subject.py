@@ -39,6 +39,7 @@ PAIR_COLUMNS: tuple[str, ...] = (
     "analysis_voxels",
     "change_map",
     "new_lesion_map",
+    "overlay",
 )
 NEW_LESION_COLUMNS: tuple[str, ...] = (
     "subject_id",
@@ -58,6 +59,7 @@ REGISTRATION_COLUMNS: tuple[str, ...] = (
     "timepoint",
     "alignment",
     "qc_lncc",
+    "qc_margin",
     "qc_pass",
     "registration_metric",
     "transform",
@@ -142,6 +144,7 @@ def _analyse(task: CaseTask, subject: SubjectVisits, options: SubjectOptions) ->
         new_path = folder / f"new_lesions_{t0}_{t1}.nii.gz"
         _write(labels.astype(np.uint16), subject.grid, new_path)
         shrinking = _regions(subject.analysis & (score <= -shrink), subject, options)
+        _save_overlay(subject, k, score, labels, folder / f"overlay_{t0}_{t1}.npz")
         voxel = float(np.prod(subject.spacing))
         pairs.append(
             {
@@ -157,6 +160,7 @@ def _analyse(task: CaseTask, subject: SubjectVisits, options: SubjectOptions) ->
                 "analysis_voxels": int(subject.analysis.sum()),
                 "change_map": str(change_path),
                 "new_lesion_map": str(new_path),
+                "overlay": str(folder / f"overlay_{t0}_{t1}.npz"),
             }
         )
         new_lesions += [r | {"timepoint_from": t0, "timepoint_to": t1} for r in lesions]
@@ -169,6 +173,25 @@ def _analyse(task: CaseTask, subject: SubjectVisits, options: SubjectOptions) ->
         "registration": _records(_registration(subject)),
     }
     return CaseResult(task.position, tracks, failures, info)
+
+
+def _save_overlay(
+    subject: SubjectVisits, k: int, score: NDArray, labels: NDArray, path: Path
+) -> None:
+    """Store the axial slice with the most new-lesion voxels (or the most change) for reports."""
+    per_slice = (labels > 0).sum(axis=(1, 2))
+    if not per_slice.any():
+        per_slice = (np.abs(score) * subject.analysis).sum(axis=(1, 2))
+    z = int(np.argmax(per_slice))
+    np.savez_compressed(
+        path,
+        baseline=np.nan_to_num(subject.visits[k - 1].arrays[0][z]).astype(np.float32),
+        followup=np.nan_to_num(subject.visits[k].arrays[0][z]).astype(np.float32),
+        score=score[z].astype(np.float32),
+        labels=labels[z].astype(np.int16),
+        spacing=np.asarray(subject.spacing[:2], dtype=np.float64),
+        slice_index=np.asarray(z),
+    )
 
 
 def _lesion_like(subject: SubjectVisits, k: int, options: SubjectOptions) -> NDArray[np.bool_]:
@@ -277,6 +300,7 @@ def _registration(subject: SubjectVisits) -> pd.DataFrame:
                 "timepoint": visit.timepoint,
                 "alignment": visit.alignment.method,
                 "qc_lncc": visit.qc_lncc,
+                "qc_margin": visit.qc_margin,
                 "qc_pass": visit.qc_pass,
                 "registration_metric": visit.alignment.metric,
                 "transform": str(visit.row.get("transform", "") or ""),

@@ -15,11 +15,12 @@ from radharmony.errors import EmptyMaskError, RadharmonyError
 from radharmony.io import check_geometry, read_image
 from radharmony.lesions import split_lesions
 from radharmony.longitudinal._align import (
-    QC_MIN_LNCC,
+    QC_ROTATION_DEG,
+    QC_SHIFT_MM,
     Alignment,
     AlignmentError,
+    alignment_quality,
     describe_grid,
-    local_ncc,
     read_transform,
     register,
     resample,
@@ -47,6 +48,7 @@ class Visit:
     arrays: list[NDArray[np.float32]]  # primary channel first; NaN outside the field of view
     labels: NDArray[np.int64] | None = None
     qc_lncc: float = float("nan")
+    qc_margin: float = float("nan")
     qc_pass: bool | None = None
 
 
@@ -143,7 +145,7 @@ def load_subject(
     check_visit_rows(subject_id, rows)
     grid, grid_given = _common_grid(subject_id, rows)
     visits: list[Visit] = []
-    for index, row in enumerate(rows):
+    for row in rows:
         what = f"subject {subject_id!r}, time point {row['timepoint']!r}"
         image = read_for(str(row["image"]), "image")
         alignment = _alignment(what, row, image, grid, visits, grid_given, register_missing)
@@ -151,8 +153,6 @@ def load_subject(
         for channel in channels:
             arrays.append(_channel(what, row, channel, grid, alignment.transform))
         visits.append(Visit(str(row["timepoint"]), dict(row), image, alignment, arrays))
-        if index == 0 and alignment.method == "registered":
-            visits[0].qc_lncc = _qc(grid, visits[0].arrays[0], None)
     brain = _brain_mask(subject_id, rows, grid, visits[0].arrays[0])
     covered = np.ones(brain.shape, dtype=bool)
     for visit in visits:
@@ -302,25 +302,21 @@ def foreground_mask(image: NDArray) -> NDArray[np.bool_]:
     return ndimage.binary_fill_holes(mask)
 
 
-def _qc(grid: sitk.Image, array: NDArray, baseline: NDArray | None) -> float:
-    if baseline is None:
-        return float("nan")
-    mask = np.isfinite(array) & np.isfinite(baseline)
-    return local_ncc(baseline, array, mask, grid.GetSpacing())
-
-
 def _quality_control(subject: SubjectVisits) -> None:
     baseline = subject.visits[0].arrays[0]
     for visit in subject.visits[1:]:
-        array = visit.arrays[0]
-        visit.qc_lncc = local_ncc(baseline, array, subject.analysis, subject.spacing)
-        visit.qc_pass = bool(visit.qc_lncc >= QC_MIN_LNCC)
+        visit.qc_lncc, visit.qc_margin = alignment_quality(
+            baseline, visit.arrays[0], subject.analysis, subject.grid
+        )
+        visit.qc_pass = bool(visit.qc_margin > 0)
         if visit.alignment.method == "registered" and not visit.qc_pass:
             raise SubjectError(
                 f"subject {subject.subject_id!r}, time point {visit.timepoint!r}: registration "
-                f"to the baseline is poor (local correlation {visit.qc_lncc:.2f} < "
-                f"{QC_MIN_LNCC}) and was not used. Check that the image is this subject's and "
-                "free of heavy artefacts, or give a transform in the manifest",
+                f"to the baseline failed the quality check (shifting it by {QC_SHIFT_MM:g} mm "
+                f"or turning it by {QC_ROTATION_DEG:g} degrees improves the local correlation "
+                f"with the baseline by {-visit.qc_margin:.3f}), so it was not used. Check that "
+                "the image is this subject's and free of heavy artefacts, or give a transform "
+                "in the manifest",
                 file=str(visit.row["image"]),
                 stage="registration_qc",
             )
