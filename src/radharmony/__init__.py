@@ -41,6 +41,13 @@ from radharmony.lesions import split_lesions
 _LAZY_NAMES: dict[str, str] = {
     "SyntheticCohort": "radharmony.datasets",
     "make_cohort": "radharmony.datasets",
+    "SyntheticBrainCohort": "radharmony.datasets",
+    "make_brain_cohort": "radharmony.datasets",
+    "HealthyTissueDetector": "radharmony.detect",
+    "DetectionResult": "radharmony.detect",
+    "detect_lesions": "radharmony.detect",
+    "load_detector": "radharmony.detect",
+    "save_detector": "radharmony.detect",
     "make_feature_table": "radharmony.datasets",
     "make_longitudinal_feature_table": "radharmony.datasets",
     "ComBat": "radharmony.harmonize",
@@ -59,6 +66,7 @@ _LAZY_NAMES: dict[str, str] = {
 }
 # Stage modules reachable as attributes (``radharmony.explain`` is callable: see its docs).
 _LAZY_MODULES = ("datasets", "explain", "harmonize", "model", "report", "study")
+_LAZY_MODULES += ("detect",)
 
 
 def __getattr__(name: str) -> Any:
@@ -79,12 +87,14 @@ __all__ = [
     "IBSI_CONFIGURATIONS",
     "PRESETS",
     "ComBat",
+    "DetectionResult",
     "EmptyMaskError",
     "EvaluationResult",
     "ExtractionSettings",
     "GeometryMismatchError",
     "HarmonizationError",
     "HarmonizationReport",
+    "HealthyTissueDetector",
     "ImageReadError",
     "LongitudinalComBat",
     "ManifestError",
@@ -93,6 +103,7 @@ __all__ = [
     "RadharmonyError",
     "SelectiveComBat",
     "SettingsError",
+    "SyntheticBrainCohort",
     "SyntheticCohort",
     "VolumeConfoundWarning",
     "__version__",
@@ -103,12 +114,16 @@ __all__ = [
     "compute_lesion_features",
     "datasets",
     "default_harmonizer",
+    "detect",
+    "detect_lesions",
     "evaluate",
     "explain",
     "extract_features",
     "failures_of",
     "harmonization_report",
+    "load_detector",
     "load_model",
+    "make_brain_cohort",
     "make_cohort",
     "make_feature_table",
     "make_longitudinal_feature_table",
@@ -116,6 +131,7 @@ __all__ = [
     "read_features",
     "read_image",
     "read_manifest",
+    "save_detector",
     "save_model",
     "split_lesions",
     "write_features",

@@ -87,8 +87,9 @@ def extract_features(
     -------
     pandas.DataFrame
         One row per lesion: ``case_id``, ``subject_id``, ``lesion_id``, ``scanner``, the
-        manifest's covariates, ``lesion_voxels``, ``lesion_volume_mm3``,
-        ``centroid_{x,y,z}_mm``, then the features (see ``data_dictionary/features.csv``).
+        manifest's covariates, ``reference_dice`` (only when the manifest has a
+        ``reference_mask`` column: the lesion's Dice with the reference lesions it overlaps),
+        ``lesion_voxels``, ``lesion_volume_mm3``, ``centroid_{x,y,z}_mm``, then the features (see ``data_dictionary/features.csv``).
         ``attrs["failures"]`` lists the cases or lesions that failed as records (dicts with
         ``case_id``, ``subject_id``, ``lesion_id``, ``file``, ``stage``, ``message``; get them
         as a DataFrame with :func:`radharmony.failures_of`);
@@ -104,14 +105,19 @@ def extract_features(
     fingerprint = _cache.run_fingerprint(
         {"settings": resolved.to_dict(), "options": options, "versions": provenance["versions"]}
     )
+    references = (
+        table["reference_mask"].tolist() if "reference_mask" in table.columns else [""] * len(table)
+    )
     tasks = [
         CaseTask(
             position=i,
             case_id=str(r.case_id),
             subject_id=str(r.subject_id),
-            files=(str(r.image), str(r.mask)),
+            # A reference mask is hashed only when given, so the keys of other cases (and of
+            # existing caches) do not change.
+            files=(str(r.image), str(r.mask), *([str(ref)] if ref else [])),
         )
-        for i, r in enumerate(table.itertuples(index=False))
+        for i, (r, ref) in enumerate(zip(table.itertuples(index=False), references, strict=True))
     ]
     results = run_cases(
         tasks,
@@ -149,6 +155,7 @@ def _provenance(settings: ExtractionSettings, options: dict, manifest: str) -> d
 
 def _process_case(task: CaseTask, settings: ExtractionSettings, options: dict) -> CaseResult:
     image_path, mask_path = task.files[0], task.files[1]
+    reference_path = task.files[2] if len(task.files) > 2 else None
     try:
         image = read_image(image_path, role="image")
     except Exception as err:  # noqa: BLE001 - any failure is recorded, never raised
@@ -164,6 +171,12 @@ def _process_case(task: CaseTask, settings: ExtractionSettings, options: dict) -
         )
     except Exception as err:  # noqa: BLE001
         return failed(task, mask_path, _stage_of(err), error_message(err))
+    dice: dict[int, float] = {}
+    if reference_path is not None:
+        try:
+            dice = _reference_dice(image, image_path, reference_path, lesion_set)
+        except Exception as err:  # noqa: BLE001
+            return failed(task, reference_path, "reference_mask", error_message(err))
     rows, failures = [], []
     for lesion in lesion_set.lesions:
         try:
@@ -175,9 +188,25 @@ def _process_case(task: CaseTask, settings: ExtractionSettings, options: dict) -
                 failure_record(task, image_path, stage, error_message(err), lesion.lesion_id)
             )
             continue
-        rows.append(_lesion_row(lesion) | values)
-    frame = pd.DataFrame(rows, columns=None if rows else list(LESION_COLUMNS))
+        extra = {"reference_dice": dice[lesion.lesion_id]} if dice else {}
+        rows.append(_lesion_row(lesion) | extra | values)
+    columns = list(LESION_COLUMNS) + (["reference_dice"] if dice else [])
+    frame = pd.DataFrame(rows, columns=None if rows else columns)
     return CaseResult(task.position, frame, failures, {"dropped": lesion_set.dropped})
+
+
+def _reference_dice(
+    image: sitk.Image, image_path: str, reference_path: str, lesion_set: Any
+) -> dict[int, float]:
+    """Dice of each lesion with the reference lesions it overlaps (see ``per_lesion_dice``)."""
+    from radharmony.detect import per_lesion_dice
+
+    reference = read_image(reference_path, role="reference mask")
+    check_geometry(image, reference, image_name=image_path, mask_name=reference_path)
+    values = sitk.GetArrayViewFromImage(reference)
+    ids = [lesion.lesion_id for lesion in lesion_set.lesions]
+    dice = per_lesion_dice(lesion_set.labels, np.asarray(values != 0), ids)
+    return dict(zip(ids, dice.tolist(), strict=True))
 
 
 def _check_finite_around(image: sitk.Image, lesion: Lesion, name: str) -> None:
@@ -221,7 +250,7 @@ def _stage_of(err: Exception) -> str:
 
 
 def _assemble(table: pd.DataFrame, results: list[CaseResult]) -> pd.DataFrame:
-    covariates = [c for c in table.columns if c not in ("image", "mask")]
+    covariates = [c for c in table.columns if c not in ("image", "mask", "reference_mask")]
     pieces = []
     for result in results:
         if result.rows is None or result.rows.empty:
@@ -232,5 +261,9 @@ def _assemble(table: pd.DataFrame, results: list[CaseResult]) -> pd.DataFrame:
         return pd.DataFrame(columns=covariates + list(LESION_COLUMNS))
     features = pd.concat(pieces, ignore_index=True)
     leading = ["case_id", "subject_id", "lesion_id", "scanner"]
-    ordered = leading + [c for c in covariates if c not in leading] + list(LESION_COLUMNS[1:])
+    # The overlap with a reference mask is an evaluation column, never a feature: it is placed
+    # before the lesion columns (feature columns follow the centroid).
+    evaluation = ["reference_dice"] if "reference_dice" in features.columns else []
+    ordered = leading + [c for c in covariates if c not in leading] + evaluation
+    ordered += list(LESION_COLUMNS[1:])
     return features[ordered + [c for c in features.columns if c not in ordered]]

@@ -9,6 +9,8 @@ import pandas as pd
 from radharmony.errors import ManifestError
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("subject_id", "image", "mask", "scanner")
+#: Optional columns holding paths, resolved like ``image`` and ``mask`` when present.
+OPTIONAL_PATH_COLUMNS: tuple[str, ...] = ("reference_mask",)
 # Columns the package adds to every output row; a covariate may not reuse these names.
 RESERVED_COLUMNS: tuple[str, ...] = (
     "case_id",
@@ -18,6 +20,7 @@ RESERVED_COLUMNS: tuple[str, ...] = (
     "centroid_x_mm",
     "centroid_y_mm",
     "centroid_z_mm",
+    "reference_dice",
 )
 
 
@@ -34,7 +37,10 @@ def read_manifest(
     source : str, Path or pandas.DataFrame
         A CSV file, or a DataFrame, with one row per image and the columns ``subject_id``,
         ``image``, ``mask``, ``scanner`` plus any covariate columns (``age``, ``sex``, ...),
-        which are carried through to the outputs.
+        which are carried through to the outputs. An optional ``reference_mask`` column (a
+        reference segmentation on the image's grid, e.g. expert lesions when ``mask`` holds
+        detected ones) is resolved like the paths; extraction then reports each lesion's Dice
+        with it.
     base_dir : str or Path, optional
         Folder that relative paths are resolved against. Defaults to the CSV's folder, or the
         current directory for a DataFrame.
@@ -148,14 +154,24 @@ def _resolve_paths(table: pd.DataFrame, root: Path) -> pd.DataFrame:
             str(p if p.is_absolute() else (root / p))
             for p in (Path(str(v).strip()) for v in table[column])
         ]
+    for column in (c for c in OPTIONAL_PATH_COLUMNS if c in table.columns):
+        table[column] = [_optional_path(root, v) for v in table[column]]
     return table
+
+
+def _optional_path(root: Path, value: object) -> str:
+    if value is None or (isinstance(value, float) and pd.isna(value)) or not str(value).strip():
+        return ""
+    path = Path(str(value).strip())
+    return str(path if path.is_absolute() else root / path)
 
 
 def _missing_file_problems(table: pd.DataFrame) -> list[str]:
     problems = []
-    for column in ("image", "mask"):
+    columns = ["image", "mask", *(c for c in OPTIONAL_PATH_COLUMNS if c in table.columns)]
+    for column in columns:
         for i, value in table[column].items():
-            if not Path(value).exists():
+            if value and not Path(value).exists():
                 problems.append(f"{_line(i)}, column {column!r}: file {value} does not exist")
     return problems
 
