@@ -60,10 +60,24 @@ class Waves:
     phases: NDArray[np.float64]
     amplitude: float
 
-    def at(self, points: NDArray[np.float64]) -> NDArray[np.float64]:
-        """Return the field at points (n x 3); unit variance times ``amplitude``."""
-        waves = np.cos(points @ self.vectors.T + self.phases)
-        return self.amplitude * np.sqrt(2.0 / len(self.phases)) * waves.sum(axis=1)
+    def at(
+        self, points: NDArray[np.float64], where: NDArray[np.bool_] | None = None
+    ) -> NDArray[np.float64]:
+        """Return the field at points (n x 3); unit variance times ``amplitude``.
+
+        Only points flagged in ``where`` are evaluated (0 elsewhere), in single precision: the
+        field is a texture, not a measurement.
+        """
+        out = np.zeros(len(points))
+        chosen = points if where is None else points[where]
+        phase = chosen.astype(np.float32) @ self.vectors.T.astype(np.float32) + self.phases.astype(
+            np.float32
+        )
+        values = self.amplitude * np.sqrt(2.0 / len(self.phases)) * np.cos(phase).sum(axis=1)
+        if where is None:
+            return values.astype(np.float64)
+        out[where] = values
+        return out
 
 
 @dataclass(frozen=True)
@@ -287,7 +301,8 @@ def _memberships(
     mean_radius = float(np.cbrt(np.prod(anatomy.semi_axes)))
     depth = (1.0 - _radius_ratio(points, np.zeros(3), anatomy.semi_axes)) * mean_radius
     brain = _inside(depth, width)
-    fold = anatomy.folding.at(points)
+    near = _radius_ratio(points, np.zeros(3), anatomy.semi_axes) < 1.1
+    fold = anatomy.folding.at(points, near)
     # Sulci: CSF reaches deeper where the folding field is positive; the ribbon below it is
     # never thinner than its nominal thickness.
     csf_depth = _CORTEX_MM[0] + np.clip(fold, 0.0, None)
@@ -335,8 +350,9 @@ def acquire_visit(
     points = _points(grid) @ matrix.T + shift
     width = float(min(scanner.spacing))
     parts = _memberships(anatomy, lesions, points, width)
-    texture = 1.0 + anatomy.texture.at(points)
-    bias = np.exp(_waves(rng, _BIAS_WAVELENGTH_MM, scanner.bias_amplitude, 6).at(points))
+    near = parts["brain"] > 0
+    texture = 1.0 + anatomy.texture.at(points, near)
+    bias = np.exp(_waves(rng, _BIAS_WAVELENGTH_MM, scanner.bias_amplitude, 6).at(points, near))
     sigma = scanner.blur_fwhm_mm / 2.3548 / np.asarray(scanner.spacing)[::-1]
     brain = parts["brain"].reshape(shape)
     images = {}

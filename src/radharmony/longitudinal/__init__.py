@@ -20,9 +20,7 @@ from radharmony.longitudinal._align import AlignmentError, alignment_quality, lo
 from radharmony.longitudinal._calibrate import (
     ChangeCalibration,
     bh_threshold,
-    conformal_pvalues,
     mirror_fdr_threshold,
-    rate_threshold,
 )
 from radharmony.longitudinal._change import ChangeSettings, change_score
 from radharmony.longitudinal._delta import delta_radiomics
@@ -46,12 +44,10 @@ __all__ = [
     "bh_threshold",
     "calibrate_change",
     "change_score",
-    "conformal_pvalues",
     "delta_radiomics",
     "lesion_load",
     "local_ncc",
     "mirror_fdr_threshold",
-    "rate_threshold",
     "read_longitudinal_manifest",
     "register",
     "track_lesions",

@@ -6,15 +6,17 @@ Two ways, both set by a target the user chooses:
   nothing changed the score is a standardised residual whose distribution is symmetric about
   0, so the number of voxels below ``-t`` estimates the number of null voxels above ``t``.
   The threshold for appearance/growth is the smallest ``t`` with
-  ``(1 + #{decoy <= -t} * n / n_decoy) / max(1, #{score >= t}) <= level`` (the "+1" estimate
-  of Barber & Candès 2015), and symmetrically for shrinkage. Real shrinkage would inflate the
+  ``#{decoy <= -t} * n / n_decoy / max(1, #{score >= t}) <= level`` (the mirror estimate of
+  Barber & Candès 2015, without their "+1" offset, which would forbid any finding smaller than
+  ``1 / level`` voxels), and symmetrically for shrinkage. Real shrinkage would inflate the
   decoy count, so decoys exclude voxels where shrinkage could be real: voxels that look like
   lesion at the earlier visit (primary channel above its brain median by more than 2 robust
   SD, with lesion polarity, dilated by one voxel); only the subject's images are used, never
   its masks. Assumptions: a symmetric null whose tail is as frequent in the decoy region as
   elsewhere. Real shrinkage missed by the proxy only makes the estimate conservative.
 - **From held-out reference subjects: conformal p-values or a false-lesion rate**, the
-  calibration of detection applied to change maps. Reference pairs (no change, or known
+  calibration of detection (the functions of :mod:`radharmony.detect`) applied to change
+  maps. Reference pairs (no change, or known
   change voxels given in ``change_mask`` and left out) provide null scores. ``target="fdr"``
   turns each voxel's score into a conformal p-value against the null scores and applies
   Benjamini-Hochberg at ``level``; ``target="false_lesions"`` picks the threshold at which
@@ -26,12 +28,13 @@ Two ways, both set by a target the user chooses:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
+
+from radharmony.detect import benjamini_hochberg, conformal_pvalues
 
 METHODS: tuple[str, ...] = ("mirror_fdr", "reference_fdr", "reference_rate")
 
@@ -69,49 +72,21 @@ def mirror_fdr_threshold(scores: ArrayLike, level: float, decoys: ArrayLike | No
     scale = values.size / mirror.size
     above = positive.size - np.searchsorted(positive, positive, side="left")
     below = negative.size - np.searchsorted(negative, positive, side="left")
-    ok = (1.0 + scale * below) / np.maximum(above, 1) <= level
+    ok = scale * below / np.maximum(above, 1) <= level
     return float(positive[np.argmax(ok)]) if ok.any() else float("inf")
 
 
-def conformal_pvalues(scores: ArrayLike, null_scores: ArrayLike) -> NDArray[np.float64]:
-    """Return conformal p-values ``(1 + #{null >= s}) / (n + 1)`` of scores (higher = rarer)."""
-    reference = np.sort(np.asarray(null_scores, dtype=np.float64).ravel())
-    if reference.size == 0:
-        raise ValueError("conformal p-values need at least one null score")
-    values = np.asarray(scores, dtype=np.float64)
-    at_least = reference.size - np.searchsorted(reference, values, side="left")
-    return np.asarray((1.0 + at_least) / (reference.size + 1.0), dtype=np.float64)
-
-
 def bh_threshold(scores: ArrayLike, null_scores: ArrayLike, level: float) -> float:
-    """Return the score threshold of Benjamini-Hochberg on conformal p-values at ``level``."""
-    if not 0.0 < level < 1.0:
-        raise ValueError(f"FDR level must be in (0, 1), got {level}")
-    values = np.sort(np.asarray(scores, dtype=np.float64).ravel())[::-1]
+    """Return the lowest score Benjamini-Hochberg rejects on conformal p-values at ``level``.
+
+    Each score gets the conformal p-value of :func:`radharmony.detect.conformal_pvalues`
+    against the null scores; :func:`radharmony.detect.benjamini_hochberg` decides.
+    """
+    values = np.asarray(scores, dtype=np.float64).ravel()
     if values.size == 0:
         return float("inf")
-    pvalues = conformal_pvalues(values, null_scores)
-    passing = np.nonzero(pvalues <= level * np.arange(1, values.size + 1) / values.size)[0]
-    return float(values[passing[-1]]) if passing.size else float("inf")
-
-
-def rate_threshold(peaks: Sequence[ArrayLike], rate: float) -> float:
-    """Return the lowest threshold at which reference subjects show at most ``rate`` false events.
-
-    Each reference subject gives the scores of its false events; an event counts at ``t`` when
-    its score is ``>= t``. The threshold is the smallest ``t`` with
-    ``(sum_i N_i(t) + max_i N_i(t)) / (n + 1) <= rate`` (conformal risk control with the
-    largest reference count as the bound on a new subject's count).
-    """
-    if rate <= 0:
-        raise ValueError(f"rate must be positive, got {rate}")
-    arrays = [np.sort(np.asarray(p, dtype=np.float64).ravel()) for p in peaks]
-    if not arrays:
-        return float("inf")
-    candidates = np.unique(np.concatenate([*arrays, [np.inf]]))
-    counts = np.stack([a.size - np.searchsorted(a, candidates, side="left") for a in arrays])
-    risk = (counts.sum(axis=0) + counts.max(axis=0)) / (len(arrays) + 1.0)
-    return float(candidates[np.argmax(risk <= rate)])
+    rejected, _ = benjamini_hochberg(conformal_pvalues(values, null_scores), level)
+    return float(values[rejected].min()) if rejected.any() else float("inf")
 
 
 @dataclass(frozen=True)

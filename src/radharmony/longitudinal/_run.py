@@ -17,8 +17,9 @@ import SimpleITK as sitk
 from radharmony import _cache
 from radharmony._cases import CaseResult, CaseTask, failure_table, run_cases
 from radharmony._version import __version__
+from radharmony.detect import held_out_rates, rate_check, rate_threshold
 from radharmony.errors import RadharmonyError
-from radharmony.longitudinal._calibrate import ChangeCalibration, rate_threshold
+from radharmony.longitudinal._calibrate import ChangeCalibration
 from radharmony.longitudinal._change import ChangeSettings
 from radharmony.longitudinal._manifest import read_longitudinal_manifest
 from radharmony.longitudinal._matching import LOAD_COLUMNS, TRACK_COLUMNS, MatchingRule
@@ -441,24 +442,8 @@ def _peaks_per_pair(frame: pd.DataFrame, sign: str) -> list[np.ndarray]:
 
 
 def _held_out(peaks: list[np.ndarray], rate: float) -> pd.DataFrame:
-    from scipy import stats
-
-    counts = []
-    for i, own in enumerate(peaks):
-        threshold = rate_threshold(peaks[:i] + peaks[i + 1 :], rate)
-        counts.append(int(np.count_nonzero(own >= threshold)))
-    total, n = int(sum(counts)), len(counts)
-    low = 0.0 if total == 0 else stats.chi2.ppf(0.025, 2 * total) / 2 / n
-    high = stats.chi2.ppf(0.975, 2 * total + 2) / 2 / n
-    return pd.DataFrame(
-        {
-            "pair": [*(str(i) for i in range(n)), "mean"],
-            "false_new_lesions": [*(float(c) for c in counts), total / n],
-            "ci_low": [*([np.nan] * n), float(low)],
-            "ci_high": [*([np.nan] * n), float(high)],
-            "target": [*([np.nan] * n), rate],
-        }
-    )
+    counts = held_out_rates(peaks, rate)
+    return rate_check(counts, rate, subjects=[f"pair {i + 1}" for i in range(len(counts))])
 
 
 def write_longitudinal(result: LongitudinalResult, out_dir: str | Path) -> dict[str, Path]:

@@ -27,6 +27,10 @@ from radharmony.longitudinal._align import (
     same_grid,
 )
 
+# Depth below the edge of the brain (or of the images' field of view) inside which no change is
+# measured.
+_EDGE_MM = 3.0
+
 
 class SubjectError(RadharmonyError, ValueError):
     """A problem with one subject's visits; carries the file and stage for the failures table."""
@@ -158,7 +162,7 @@ def load_subject(
     for visit in visits:
         for array in visit.arrays:
             covered &= _foreground(array)
-    analysis = brain & covered
+    analysis = _inner(brain & covered, grid.GetSpacing())
     if not analysis.any():
         raise SubjectError(
             f"subject {subject_id!r}: no brain voxel is seen at every visit (the aligned images "
@@ -281,13 +285,22 @@ def _brain_mask(
 
 
 def _foreground(array: NDArray) -> NDArray[np.bool_]:
-    """Voxels inside the image's field of view and not in its zero background, minus one voxel.
+    """Voxels inside the image's field of view and not in its zero background."""
+    return np.isfinite(array) & (np.nan_to_num(array, nan=0.0) != 0)
 
-    Skull-stripped images are exactly 0 outside the brain; after resampling, voxels at that
-    edge mix brain and background and would look like change. One voxel is taken off the edge.
+
+def _inner(mask: NDArray[np.bool_], spacing: Sequence[float]) -> NDArray[np.bool_]:
+    """Voxels of ``mask`` deeper than ``_EDGE_MM`` inside it.
+
+    At the edge of the brain (or of a skull-stripped image's zero background) intensities fall
+    steeply, and a different blur or a sub-voxel shift between visits changes them a lot: that
+    shell would look like change.
     """
-    inside = np.isfinite(array) & (np.nan_to_num(array, nan=0.0) != 0)
-    return ndimage.binary_erosion(inside, structure=ndimage.generate_binary_structure(3, 1))
+    if not mask.any():
+        return mask
+    padded = np.pad(mask, 1)
+    depth = ndimage.distance_transform_edt(padded, sampling=[float(s) for s in spacing[::-1]])
+    return mask & (depth[1:-1, 1:-1, 1:-1] > _EDGE_MM)
 
 
 def foreground_mask(image: NDArray) -> NDArray[np.bool_]:
