@@ -6,9 +6,10 @@ Two ways, both set by a target the user chooses:
   nothing changed the score is a standardised residual whose distribution is symmetric about
   0, so the number of voxels below ``-t`` estimates the number of null voxels above ``t``.
   The threshold for appearance/growth is the smallest ``t`` with
-  ``#{decoy <= -t} * n / n_decoy / max(1, #{score >= t}) <= level`` (the mirror estimate of
-  Barber & Candès 2015, without their "+1" offset, which would forbid any finding smaller than
-  ``1 / level`` voxels), and symmetrically for shrinkage. Real shrinkage would inflate the
+  ``(1 + #{decoy <= -t} * n / n_decoy) / max(1, #{score >= t}) <= level`` (the "+1"
+  estimate of Barber & Candès 2015, which keeps a handful of extreme null voxels from being
+  selected on their own; a finding therefore needs at least ``1 / level`` voxels), and
+  symmetrically for shrinkage. Real shrinkage would inflate the
   decoy count, so decoys exclude voxels where shrinkage could be real: voxels that look like
   lesion at the earlier visit (primary channel above its brain median by more than 2 robust
   SD, with lesion polarity, dilated by one voxel); only the subject's images are used, never
@@ -72,7 +73,7 @@ def mirror_fdr_threshold(scores: ArrayLike, level: float, decoys: ArrayLike | No
     scale = values.size / mirror.size
     above = positive.size - np.searchsorted(positive, positive, side="left")
     below = negative.size - np.searchsorted(negative, positive, side="left")
-    ok = scale * below / np.maximum(above, 1) <= level
+    ok = (1.0 + scale * below) / np.maximum(above, 1) <= level
     return float(positive[np.argmax(ok)]) if ok.any() else float("inf")
 
 

@@ -15,6 +15,7 @@ from radharmony.errors import EmptyMaskError, RadharmonyError
 from radharmony.io import check_geometry, read_image
 from radharmony.lesions import split_lesions
 from radharmony.longitudinal._align import (
+    QC_MIN_LNCC,
     QC_ROTATION_DEG,
     QC_SHIFT_MM,
     Alignment,
@@ -149,15 +150,18 @@ def load_subject(
     check_visit_rows(subject_id, rows)
     grid, grid_given = _common_grid(subject_id, rows)
     visits: list[Visit] = []
+    brain: NDArray[np.bool_] | None = None
     for row in rows:
         what = f"subject {subject_id!r}, time point {row['timepoint']!r}"
         image = read_for(str(row["image"]), "image")
-        alignment = _alignment(what, row, image, grid, visits, grid_given, register_missing)
+        alignment = _alignment(what, row, image, grid, visits, grid_given, register_missing, brain)
         arrays = [resample(image, grid, alignment.transform)]
         for channel in channels:
             arrays.append(_channel(what, row, channel, grid, alignment.transform))
         visits.append(Visit(str(row["timepoint"]), dict(row), image, alignment, arrays))
-    brain = _brain_mask(subject_id, rows, grid, visits[0].arrays[0])
+        if brain is None:  # the baseline is in place: its brain guides later registrations
+            brain = _brain_mask(subject_id, rows, grid, visits[0].arrays[0])
+    assert brain is not None
     covered = np.ones(brain.shape, dtype=bool)
     for visit in visits:
         for array in visit.arrays:
@@ -196,6 +200,7 @@ def _alignment(
     earlier: list[Visit],
     grid_given: bool,
     register_missing: bool,
+    brain: NDArray[np.bool_] | None,
 ) -> Alignment:
     path = str(row.get("transform", "") or "").strip()
     if path:
@@ -221,8 +226,12 @@ def _alignment(
         fixed = grid
     else:  # the first visit defines the grid: it is on it
         return Alignment(sitk.Transform(3, sitk.sitkIdentity), "identity")
+    region = None
+    if brain is not None and earlier:
+        region = _as_image(brain.astype(np.float32), grid)
+        region = sitk.Cast(region, sitk.sitkUInt8)
     try:
-        return register(fixed, image)
+        return register(fixed, image, region)
     except AlignmentError as err:
         raise SubjectError(f"{what}: {err}", file=str(row["image"]), stage="registration") from err
 
@@ -321,15 +330,24 @@ def _quality_control(subject: SubjectVisits) -> None:
         visit.qc_lncc, visit.qc_margin = alignment_quality(
             baseline, visit.arrays[0], subject.analysis, subject.grid
         )
-        visit.qc_pass = bool(visit.qc_margin > 0)
+        visit.qc_pass = bool(visit.qc_margin > 0 and visit.qc_lncc >= QC_MIN_LNCC)
         if visit.alignment.method == "registered" and not visit.qc_pass:
+            if not visit.qc_lncc >= QC_MIN_LNCC:
+                why = (
+                    f"the aligned images hardly share structure (local correlation "
+                    f"{visit.qc_lncc:.2f} < {QC_MIN_LNCC:g})"
+                )
+            else:
+                why = (
+                    f"shifting it by {QC_SHIFT_MM:g} mm or turning it by {QC_ROTATION_DEG:g} "
+                    "degrees improves its local correlation with the baseline by "
+                    f"{-visit.qc_margin:.3f}"
+                )
             raise SubjectError(
                 f"subject {subject.subject_id!r}, time point {visit.timepoint!r}: registration "
-                f"to the baseline failed the quality check (shifting it by {QC_SHIFT_MM:g} mm "
-                f"or turning it by {QC_ROTATION_DEG:g} degrees improves the local correlation "
-                f"with the baseline by {-visit.qc_margin:.3f}), so it was not used. Check that "
-                "the image is this subject's and free of heavy artefacts, or give a transform "
-                "in the manifest",
+                f"to the baseline failed the quality check ({why}), so it was not used. Check "
+                "that the image is this subject's and free of heavy artefacts, or give a "
+                "transform in the manifest",
                 file=str(visit.row["image"]),
                 stage="registration_qc",
             )
