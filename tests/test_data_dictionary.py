@@ -39,3 +39,38 @@ def test_every_extracted_column_is_described(
     missing = sorted(set(features.columns) - described - manifest_covariates)
     assert not missing, f"columns missing from data_dictionary/features.csv: {missing}"
     assert set(FAILURE_COLUMNS) == set(tables["failures"]["name"])
+
+
+def test_every_followup_column_is_described(project_root: Path) -> None:
+    from radharmony.datasets._longitudinal import (
+        LONGITUDINAL_MANIFEST_COLUMNS,
+        LONGITUDINAL_TRUTH_COLUMNS,
+    )
+    from radharmony.longitudinal._delta import IDENTITY_COLUMNS
+    from radharmony.longitudinal._matching import TRACK_COLUMNS
+    from radharmony.longitudinal._subject import (
+        LOAD_TABLE_COLUMNS,
+        NEW_LESION_COLUMNS,
+        PAIR_COLUMNS,
+        REGISTRATION_COLUMNS,
+    )
+
+    tables = _dictionary(project_root)
+    expected = {
+        "lesion_tracks": TRACK_COLUMNS,
+        "lesion_load": LOAD_TABLE_COLUMNS,
+        "change_pairs": PAIR_COLUMNS,
+        "new_lesions": NEW_LESION_COLUMNS,
+        "registration": REGISTRATION_COLUMNS,
+        "delta_features": (
+            *IDENTITY_COLUMNS,
+            "<feature>",
+            "delta_<feature>",
+            "delta_rel_<feature>",
+        ),
+        "longitudinal_manifest": LONGITUDINAL_MANIFEST_COLUMNS,
+        "longitudinal_truth": LONGITUDINAL_TRUTH_COLUMNS,
+    }
+    for name, columns in expected.items():
+        missing = sorted(set(columns) - set(tables[name]["name"]))
+        assert not missing, f"data_dictionary/{name}.csv lacks {missing}"

@@ -97,6 +97,11 @@ def test_outputs_tables_and_cache(cohort, analysed, tmp_path: Path) -> None:
     assert registration["qc_pass"].dropna().astype(bool).all()
     paths = write_longitudinal(analysed, tmp_path)
     assert {"lesion_tracks", "lesion_load", "change_pairs", "failures"} <= set(paths)
+    dictionary = Path(__file__).resolve().parents[1] / "data_dictionary"
+    for name in ("lesion_tracks", "lesion_load", "change_pairs", "new_lesions", "registration"):
+        written = pd.read_csv(paths[name]).columns
+        described = set(pd.read_csv(dictionary / f"{name}.csv")["name"])
+        assert set(written) <= described, (name, sorted(set(written) - described))
     again = analyse_followups(
         cohort.manifest_path,
         analysed.out_dir,

@@ -22,8 +22,9 @@ from radharmony.errors import RadharmonyError
 from radharmony.longitudinal._calibrate import ChangeCalibration
 from radharmony.longitudinal._change import ChangeSettings
 from radharmony.longitudinal._manifest import read_longitudinal_manifest
-from radharmony.longitudinal._matching import LOAD_COLUMNS, TRACK_COLUMNS, MatchingRule
+from radharmony.longitudinal._matching import TRACK_COLUMNS, MatchingRule
 from radharmony.longitudinal._subject import (
+    LOAD_TABLE_COLUMNS,
     NEW_LESION_COLUMNS,
     PAIR_COLUMNS,
     REGISTRATION_COLUMNS,
@@ -289,7 +290,7 @@ def analyse_followups(
     }
     return LongitudinalResult(
         tracks=_concat([r.rows for r in results if r.rows is not None], TRACK_COLUMNS),
-        load=_from_info(results, "load", LOAD_COLUMNS),
+        load=_from_info(results, "load", LOAD_TABLE_COLUMNS),
         pairs=_from_info(results, "pairs", PAIR_COLUMNS),
         new_lesions=_from_info(results, "new_lesions", NEW_LESION_COLUMNS),
         registration=_from_info(results, "registration", REGISTRATION_COLUMNS),

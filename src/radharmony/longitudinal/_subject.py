@@ -54,6 +54,7 @@ NEW_LESION_COLUMNS: tuple[str, ...] = (
     "centroid_y_mm",
     "centroid_z_mm",
 )
+LOAD_TABLE_COLUMNS: tuple[str, ...] = (*LOAD_COLUMNS, "n_new_change_map", "new_change_volume_mm3")
 REGISTRATION_COLUMNS: tuple[str, ...] = (
     "subject_id",
     "timepoint",
