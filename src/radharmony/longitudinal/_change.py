@@ -66,6 +66,62 @@ def _sigma(mm: float, spacing: Sequence[float]) -> list[float]:
     return [mm / float(s) for s in spacing[::-1]]
 
 
+# Fields at the neighbourhood scale (10 mm) vary slowly: they are computed on a grid pooled to
+# about this voxel size and interpolated back, which makes them 10-30x cheaper on 1 mm images.
+_COARSE_MM = 2.5
+
+
+def _pooling(spacing: Sequence[float]) -> tuple[int, ...]:
+    return tuple(max(1, int(_COARSE_MM // float(s))) for s in spacing[::-1])
+
+
+def _pool(values: NDArray, factors: tuple[int, ...]) -> NDArray:
+    pad = [(0, (-n) % f) for n, f in zip(values.shape, factors, strict=True)]
+    padded = np.pad(values, pad, mode="edge")
+    shape: list[int] = []
+    for n, f in zip(padded.shape, factors, strict=True):
+        shape += [n // f, f]
+    return padded.reshape(shape).mean(axis=(1, 3, 5))
+
+
+def _unpool(values: NDArray, factors: tuple[int, ...], shape: tuple[int, ...]) -> NDArray:
+    """Interpolate block values linearly back to every voxel (separably, axis by axis).
+
+    Block ``j`` of factor ``f`` is centred on voxel ``j * f + (f - 1) / 2``; voxels beyond the
+    first and last centres take the edge value.
+    """
+    out = values
+    for axis, (f, n) in enumerate(zip(factors, shape, strict=True)):
+        if f == 1:
+            continue
+        position = np.clip((np.arange(n) + 0.5) / f - 0.5, 0.0, out.shape[axis] - 1.0)
+        low = np.floor(position).astype(np.intp)
+        high = np.minimum(low + 1, out.shape[axis] - 1)
+        weight = (position - low).reshape([-1 if a == axis else 1 for a in range(out.ndim)])
+        out = np.take(out, low, axis=axis) * (1.0 - weight) + np.take(out, high, axis=axis) * weight
+    return out
+
+
+class _Neighbourhood:
+    """Gaussian neighbourhood averages computed on a pooled grid, brought back on demand."""
+
+    def __init__(self, mm: float, spacing: Sequence[float], shape: tuple[int, ...]) -> None:
+        self.factors = _pooling(spacing)
+        self.shape = shape
+        coarse = [float(s) * f for s, f in zip(spacing[::-1], self.factors, strict=True)]
+        self.sigma = _sigma(mm, coarse[::-1])
+
+    def mean(self, values: NDArray) -> NDArray:
+        """Return the neighbourhood average of ``values`` on the pooled grid."""
+        return ndimage.gaussian_filter(_pool(values, self.factors), self.sigma)
+
+    def full(self, coarse: NDArray) -> NDArray:
+        """Return a pooled-grid field interpolated on the full grid."""
+        if all(f == 1 for f in self.factors):
+            return coarse
+        return _unpool(coarse, self.factors, self.shape)
+
+
 def masked_smooth(
     values: NDArray, mask: NDArray[np.bool_], mm: float, spacing: Sequence[float]
 ) -> NDArray[np.float64]:
@@ -87,24 +143,21 @@ def robust_sd(values: NDArray) -> float:
 
 
 def _local_prediction(
-    baseline: NDArray, followup: NDArray, weights: NDArray, mm: float, spacing: Sequence[float]
+    baseline: NDArray, followup: NDArray, weights: NDArray, hood: _Neighbourhood
 ) -> NDArray:
-    sigma = _sigma(mm, spacing)
-
-    def smooth(x: NDArray) -> NDArray:
-        return ndimage.gaussian_filter(x, sigma)
-
-    total = np.maximum(smooth(weights), 1e-9)
-    mean0 = smooth(weights * baseline) / total
-    mean1 = smooth(weights * followup) / total
-    var0 = np.maximum(smooth(weights * baseline**2) / total - mean0**2, 0.0)
-    var1 = np.maximum(smooth(weights * followup**2) / total - mean1**2, 0.0)
+    total = np.maximum(hood.mean(weights), 1e-9)
+    mean0 = hood.mean(weights * baseline) / total
+    mean1 = hood.mean(weights * followup) / total
+    var0 = np.maximum(hood.mean(weights * baseline**2) / total - mean0**2, 0.0)
+    var1 = np.maximum(hood.mean(weights * followup**2) / total - mean1**2, 0.0)
     # Reduced-major-axis slope (ratio of local SDs): symmetric in the two visits, so a lesion
     # that vanishes pulls the fit exactly as much as one that appears (an ordinary regression
     # of the follow-up on the baseline is dragged by bright baseline voxels and hides them).
-    floor = 1e-6 * max(float(np.mean(var0[weights > 0])) if np.any(weights > 0) else 1.0, 1e-12)
+    inside = total > 1e-3
+    floor = 1e-6 * max(float(np.mean(var0[inside])) if np.any(inside) else 1.0, 1e-12)
     slope = np.where(var0 > floor, np.sqrt(var1 / np.maximum(var0, floor)), 1.0)
-    return mean1 + slope * (baseline - mean0)
+    intercept = mean1 - slope * mean0
+    return hood.full(intercept) + hood.full(slope) * baseline
 
 
 def channel_change(
@@ -141,13 +194,16 @@ def channel_change(
     weights = mask.astype(np.float64)
     residual = np.zeros_like(a0)
     scale = 1.0
+    hood = _Neighbourhood(settings.neighbourhood_mm, spacing, mask.shape)
     for _ in range(_ROBUST_ITERATIONS):
-        prediction = _local_prediction(a0, a1, weights, settings.neighbourhood_mm, spacing)
+        prediction = _local_prediction(a0, a1, weights, hood)
         residual = np.where(mask, a1 - prediction, 0.0)
         scale = robust_sd(residual[mask]) or 1.0
         weights = (mask & (np.abs(residual) < _CLIP * scale)).astype(np.float64)
-    clipped = np.clip(residual, -_CLIP * scale, _CLIP * scale)
-    local_var = masked_smooth(clipped**2, mask, settings.neighbourhood_mm, spacing)
+    clipped = np.where(mask, np.clip(residual, -_CLIP * scale, _CLIP * scale), 0.0)
+    local_var = hood.full(
+        hood.mean(clipped**2) / np.maximum(hood.mean(mask.astype(np.float64)), 1e-6)
+    )
     # Never divide by less than a tenth of the global noise: a perfectly flat region would
     # otherwise turn rounding noise into huge scores.
     local_sd = np.sqrt(np.maximum(local_var, (0.1 * scale) ** 2))
