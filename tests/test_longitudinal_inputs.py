@@ -45,8 +45,24 @@ def test_each_bad_subject_fails_alone(cohort, tmp_path: Path) -> None:
     single = _subject(manifest, "sub-002", "single").iloc[:1]
     twice = _subject(manifest, "sub-002", "twice")
     twice["timepoint"] = "1"
+    # A follow-up written on the baseline's grid in its own scanner coordinates (not aligned).
+    first = sitk.ReadImage(str(base / "sub-002" / "visit1_FLAIR.nii.gz"))
+    second = sitk.ReadImage(str(base / "sub-002" / "visit2_FLAIR.nii.gz"))
+    unaligned = sitk.Resample(second, first, sitk.Transform(), sitk.sitkLinear, 0.0)
+    sitk.WriteImage(unaligned, str(tmp_path / "unaligned.nii.gz"))
+    same_grid = _subject(manifest, "sub-002", "same-grid")
+    same_grid["transform"] = ""
+    same_grid.loc[same_grid["timepoint"] == "2", "image"] = str(tmp_path / "unaligned.nii.gz")
+    same_grid["T2"] = same_grid["image"]
     table = pd.concat(
-        [manifest[manifest["subject_id"] == "sub-001"], no_transform, broken, single, twice],
+        [
+            manifest[manifest["subject_id"] == "sub-001"],
+            no_transform,
+            broken,
+            single,
+            twice,
+            same_grid,
+        ],
         ignore_index=True,
     )
     result = analyse_followups(table, tmp_path, channels=["T2"], base_dir=base)
@@ -68,6 +84,10 @@ def test_each_bad_subject_fails_alone(cohort, tmp_path: Path) -> None:
     message = _failure(result, "twice")
     assert message["stage"] == "visits"
     assert "2 rows for the same time point" in message["message"]
+
+    message = _failure(result, "same-grid")
+    assert message["stage"] == "alignment"
+    assert "on the common grid and has no transform, but it is not aligned" in message["message"]
 
     # The good subject is complete.
     assert set(result.pairs["subject_id"]) == {"sub-001"}

@@ -208,7 +208,8 @@ def _alignment(
             return Alignment(read_transform(path, what), "given")
         except AlignmentError as err:
             raise SubjectError(str(err), file=path, stage="transform") from err
-    if same_grid(image, grid):
+    if same_grid(image, grid) and not (register_missing and earlier):
+        # Already on the common grid (e.g. written there by another tool): checked below.
         return Alignment(sitk.Transform(3, sitk.sitkIdentity), "identity")
     if not register_missing:
         raise SubjectError(
@@ -331,11 +332,11 @@ def _quality_control(subject: SubjectVisits) -> None:
             baseline, visit.arrays[0], subject.analysis, subject.grid
         )
         visit.qc_pass = bool(visit.qc_margin > 0 and visit.qc_lncc >= QC_MIN_LNCC)
-        if visit.alignment.method == "registered" and not visit.qc_pass:
+        if visit.alignment.method in ("registered", "identity") and not visit.qc_pass:
             if not visit.qc_lncc >= QC_MIN_LNCC:
                 why = (
-                    f"the aligned images hardly share structure (local correlation "
-                    f"{visit.qc_lncc:.2f} < {QC_MIN_LNCC:g})"
+                    "the images hardly share structure once aligned, local correlation "
+                    f"{visit.qc_lncc:.2f} < {QC_MIN_LNCC:g}"
                 )
             else:
                 why = (
@@ -343,9 +344,18 @@ def _quality_control(subject: SubjectVisits) -> None:
                     "degrees improves its local correlation with the baseline by "
                     f"{-visit.qc_margin:.3f}"
                 )
+            if visit.alignment.method == "identity":
+                raise SubjectError(
+                    f"subject {subject.subject_id!r}, time point {visit.timepoint!r}: the image "
+                    "is on the common grid and has no transform, but it is not aligned with the "
+                    f"baseline: {why}. Give its transform in the 'transform' column, or let "
+                    "radharmony register it (register=True; --register)",
+                    file=str(visit.row["image"]),
+                    stage="alignment",
+                )
             raise SubjectError(
                 f"subject {subject.subject_id!r}, time point {visit.timepoint!r}: registration "
-                f"to the baseline failed the quality check ({why}), so it was not used. Check "
+                f"to the baseline failed the quality check: {why}; it was not used. Check "
                 "that the image is this subject's and free of heavy artefacts, or give a "
                 "transform in the manifest",
                 file=str(visit.row["image"]),
