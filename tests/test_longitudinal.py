@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -13,6 +16,7 @@ from sklearn.metrics import average_precision_score
 from radharmony.cli import main
 from radharmony.datasets import make_longitudinal_cohort
 from radharmony.longitudinal import (
+    LongitudinalResult,
     analyse_followups,
     calibrate_change,
     delta_radiomics,
@@ -22,20 +26,55 @@ from radharmony.longitudinal import (
 SETTINGS = {"feature_classes": ["shape", "firstorder"], "resampled_spacing": None}
 
 
-@pytest.fixture(scope="module")
-def cohort(tmp_path_factory: pytest.TempPathFactory):
-    return make_longitudinal_cohort(
-        3, n_visits=2, seed=5, voxel_mm=3.0, out_dir=tmp_path_factory.mktemp("followup")
-    )
+def _session_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # Parallel test workers share one cohort and one cache: the first builds them.
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
 
 
-@pytest.fixture(scope="module")
-def analysed(cohort, tmp_path_factory: pytest.TempPathFactory):
-    out = tmp_path_factory.mktemp("followup_out")
-    result = analyse_followups(
+def _analyse(cohort: SimpleNamespace) -> LongitudinalResult:
+    out = cohort.out_dir.parent / "followup_out"
+    return analyse_followups(
         cohort.manifest_path, out, channels=["T2"], fdr=0.2, cache_dir=out / "cache"
     )
-    return result
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory: pytest.TempPathFactory):
+    folder = _session_folder(tmp_path_factory) / "followup_shared"
+    done = folder / "done"
+    try:
+        folder.mkdir()
+    except FileExistsError:
+        for _ in range(600):
+            if done.exists():
+                break
+            time.sleep(0.5)
+        return _written(folder / "c")
+    make_longitudinal_cohort(3, n_visits=2, seed=5, voxel_mm=3.0, out_dir=folder / "c")
+    cohort = _written(folder / "c")
+    _analyse(cohort)  # fills the cache the other workers read
+    done.touch()
+    return cohort
+
+
+def _written(out: Path) -> SimpleNamespace:
+    """The cohort as written on disk (what every worker sees)."""
+    manifest = pd.read_csv(out / "manifest.csv", dtype=str, keep_default_na=False)
+    truth = pd.read_csv(out / "lesion_truth.csv", dtype={"subject_id": str, "timepoint": str})
+    masks = {s: {("1", "2"): out / s / "change_1_2.nii.gz"} for s in manifest["subject_id"]}
+    return SimpleNamespace(
+        out_dir=out,
+        manifest_path=out / "manifest.csv",
+        manifest=manifest,
+        truth=truth,
+        change_masks=masks,
+    )
+
+
+@pytest.fixture(scope="module")
+def analysed(cohort):
+    return _analyse(cohort)
 
 
 def test_lesion_tracks_recover_the_designed_changes(cohort, analysed) -> None:

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import SimpleITK as sitk
+from scipy import ndimage
 
 from radharmony.datasets import make_longitudinal_cohort
 from radharmony.errors import ManifestError
@@ -98,25 +99,35 @@ def test_each_bad_subject_fails_alone(cohort, tmp_path: Path) -> None:
 def test_failed_registration_is_refused_not_used(cohort, tmp_path: Path) -> None:
     manifest = cohort.manifest.copy()
     base = cohort.out_dir
-    # A follow-up without structure (a uniform block): nothing to align it by.
-    reference = sitk.ReadImage(str(base / "sub-002" / "visit2_FLAIR.nii.gz"))
-    blobs = np.zeros(sitk.GetArrayViewFromImage(reference).shape, dtype=np.float32)
-    blobs[5:-5, 5:-5, 5:-5] = 500.0
-    noise = sitk.GetImageFromArray(blobs)
-    noise.CopyInformation(reference)
-    sitk.WriteImage(noise, str(tmp_path / "noise.nii.gz"))
-    bad = _subject(manifest, "sub-002", "unregistrable")
-    bad["transform"] = ""
-    bad.loc[bad["timepoint"] == "2", "image"] = str(tmp_path / "noise.nii.gz")
-    table = pd.concat([manifest[manifest["subject_id"] == "sub-001"], bad], ignore_index=True)
-    result = analyse_followups(table, tmp_path / "out", register=True, base_dir=base)
-    message = _failure(result, "unregistrable")
-    assert message["stage"] in ("registration", "registration_qc")
-    assert "registration" in message["message"]
-    assert message["file"].endswith("noise.nii.gz")
-    assert not (tmp_path / "out" / "unregistrable").exists() or not any(
-        (tmp_path / "out" / "unregistrable").iterdir()
+    # A follow-up of other content (smooth random blobs on a coarse grid): registration
+    # converges somewhere, and the alignment check refuses it.
+    rng = np.random.default_rng(0)
+    blobs = ndimage.gaussian_filter(rng.normal(size=(26, 34, 30)), 1.5) * 1000.0 + 500.0
+    block = sitk.GetImageFromArray(blobs.astype(np.float32))
+    block.SetSpacing((5.0, 5.0, 5.0))
+    block.SetOrigin((-75.0, -85.0, -65.0))
+    sitk.WriteImage(block, str(tmp_path / "block.nii.gz"))
+    # An empty follow-up: the registration itself fails.
+    empty = sitk.Image(list(block.GetSize()), sitk.sitkFloat32)
+    empty.CopyInformation(block)
+    sitk.WriteImage(empty, str(tmp_path / "empty.nii.gz"))
+    rows = [manifest[manifest["subject_id"] == "sub-001"]]
+    for name in ("block", "empty"):
+        bad = _subject(manifest, "sub-002", name)
+        bad["transform"] = ""
+        bad.loc[bad["timepoint"] == "2", "image"] = str(tmp_path / f"{name}.nii.gz")
+        rows.append(bad)
+    result = analyse_followups(
+        pd.concat(rows, ignore_index=True), tmp_path / "out", register=True, base_dir=base
     )
+    message = _failure(result, "block")
+    assert message["stage"] == "registration_qc"
+    assert "failed the quality check" in message["message"] and "not used" in message["message"]
+    assert message["file"].endswith("block.nii.gz")
+    message = _failure(result, "empty")
+    assert message["stage"] == "registration"
+    assert "registration to the baseline failed" in message["message"]
+    assert not (tmp_path / "out" / "block").exists()
     assert set(result.pairs["subject_id"]) == {"sub-001"}
 
 
