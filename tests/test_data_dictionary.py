@@ -74,3 +74,20 @@ def test_every_followup_column_is_described(project_root: Path) -> None:
     for name, columns in expected.items():
         missing = sorted(set(columns) - set(tables[name]["name"]))
         assert not missing, f"data_dictionary/{name}.csv lacks {missing}"
+
+
+def test_detection_and_brain_cohort_tables_are_described(project_root: Path) -> None:
+    from radharmony.datasets._brain import BRAIN_GROUND_TRUTH_COLUMNS, BRAIN_MANIFEST_COLUMNS
+    from radharmony.detect import LESION_TABLE_COLUMNS, SUBJECT_COLUMNS, rate_check
+
+    tables = _dictionary(project_root)
+    expected = {
+        "detected_lesions": list(LESION_TABLE_COLUMNS),
+        "detection_subjects": list(SUBJECT_COLUMNS),
+        "detection_calibration": list(rate_check([0, 1], 1.0).columns),
+        "brain_manifest": list(BRAIN_MANIFEST_COLUMNS),
+        "brain_ground_truth": list(BRAIN_GROUND_TRUTH_COLUMNS),
+    }
+    for name, columns in expected.items():
+        assert tables[name]["name"].tolist() == columns, name
+    assert "reference_dice" in set(tables["lesions"]["name"])

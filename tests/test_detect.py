@@ -14,12 +14,16 @@ from radharmony.cli import main
 from radharmony.datasets import make_brain_cohort
 from radharmony.detect import (
     LESION_TABLE_COLUMNS,
+    SUBJECT_COLUMNS,
     DetectionResult,
     HealthyTissueDetector,
     load_detector,
     save_detector,
 )
 from radharmony.extract import read_features
+from radharmony.report import HTMLReport, detection_section_body
+from radharmony.study import load_study_config
+from radharmony.study._detection import run_detection
 
 CHANNELS = ["FLAIR", "T1", "T2"]
 N_REFERENCE = 6
@@ -27,10 +31,10 @@ N_REFERENCE = 6
 
 @pytest.fixture(scope="module")
 def cohort(tmp_path_factory: pytest.TempPathFactory):
-    # 9 healthy subjects (6 references, 3 held out) and 4 patients with a tumour each.
+    # 9 healthy subjects (6 references, 3 held out) and 3 patients with a tumour each.
     return make_brain_cohort(
         9,
-        4,
+        3,
         n_scanners=3,
         seed=0,
         out_dir=tmp_path_factory.mktemp("brain"),
@@ -62,7 +66,7 @@ def test_tumours_are_found_and_delineated(result: DetectionResult, cohort) -> No
     patients = result.subjects[
         result.subjects["subject_id"].isin(cohort.ground_truth["subject_id"])
     ]
-    assert len(patients) == 4 and (patients["status"] == "ok").all()
+    assert len(patients) == 3 and (patients["status"] == "ok").all()
     assert (patients["lesion_recall"] == 1.0).all()  # every tumour overlaps a detection
     for subject, lesions in result.lesions.groupby("subject_id"):
         if subject not in set(patients["subject_id"]):
@@ -95,6 +99,7 @@ def test_false_lesions_on_held_out_healthy_subjects_match_the_target(
 
 def test_lesion_table_matches_the_written_maps(result: DetectionResult, cohort, examined) -> None:
     assert list(result.lesions.columns) == list(LESION_TABLE_COLUMNS)
+    assert list(result.subjects.columns) == list(SUBJECT_COLUMNS)
     assert result.lesions["p_value"].between(0, 1, inclusive="right").all()
     row = result.subjects.loc[result.subjects["n_lesions"].idxmax()]
     flair = sitk.ReadImage(
@@ -113,9 +118,12 @@ def test_lesion_table_matches_the_written_maps(result: DetectionResult, cohort, 
     for lesion in table.itertuples():
         inside = labels == lesion.lesion_id
         assert inside.sum() == lesion.voxels
-        assert score[inside].max() == pytest.approx(lesion.max_abnormality, rel=1e-6)
+        # Peak and mass count the voxels deeper than the edge margin only.
+        assert score[inside].max() >= lesion.max_abnormality
         assert score[inside].mean() == pytest.approx(lesion.mean_abnormality, rel=1e-5)
-        assert lesion.max_abnormality >= result.detector.calibration_.threshold
+        extent = result.detector.calibration_.extent_threshold
+        assert (score[inside] - extent).sum() >= lesion.abnormality_mass - 1e-3
+        assert lesion.abnormality_mass >= result.detector.calibration_.threshold
 
 
 def test_bad_subjects_are_reported_and_the_others_processed(
@@ -238,16 +246,18 @@ def test_cli_detect_then_extract_carries_each_lesions_dice(
 @pytest.mark.slow
 def test_dask_backend_gives_the_local_result(detector, result, cohort, examined, tmp_path) -> None:
     distributed = pytest.importorskip("dask.distributed")
+    subjects = examined.iloc[-2:]  # two subjects keep the cluster's start-up the main cost
     with (
         distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+            n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None
         ) as cluster,
         distributed.Client(cluster) as client,
     ):
         remote = detector.detect(
-            examined, tmp_path / "out", base_dir=cohort.out_dir, backend="dask", scheduler=client
+            subjects, tmp_path / "out", base_dir=cohort.out_dir, backend="dask", scheduler=client
         )
-    pd.testing.assert_frame_equal(remote.lesions, result.lesions, check_exact=True)
+    local = result.lesions[result.lesions["subject_id"].isin(subjects["subject_id"])]
+    pd.testing.assert_frame_equal(remote.lesions, local.reset_index(drop=True), check_exact=True)
     subject = examined["subject_id"].iloc[-1]
     local_map = Path(result.files["lesions"]).parent / subject / "abnormality.nii.gz"
     assert np.array_equal(
@@ -256,3 +266,37 @@ def test_dask_backend_gives_the_local_result(detector, result, cohort, examined,
         ),
         sitk.GetArrayFromImage(sitk.ReadImage(str(local_map))),
     )
+
+
+def test_study_detection_step_writes_the_extraction_manifest(detector, cohort, tmp_path) -> None:
+    saved = save_detector(detector, tmp_path / "detector.skops")
+    config = load_study_config(
+        {
+            "out": str(tmp_path / "out"),
+            "target": "diagnosis",
+            "detect": {
+                "subjects": str(cohort.patients_path),
+                "detector": str(saved),
+                "channels": CHANNELS,
+            },
+        }
+    )
+    lines: list[str] = []
+    detected = run_detection(config.detect, config.out, n_jobs=1, log=lines.append)
+    assert detected.files["manifest"] == config.manifest.resolve()
+    manifest = pd.read_csv(config.manifest)
+    assert set(manifest.columns) >= {"subject_id", "image", "mask", "scanner", "diagnosis"}
+    assert (manifest["diagnosis"] == "tumour").all()
+    assert "lesion(s) in 3 subject(s), 0 failure(s)" in lines[0]
+
+
+def test_report_section_shows_calibration_counts_and_overlays(result: DetectionResult) -> None:
+    body = detection_section_body(result)
+    assert "False lesions per reference subject" in body
+    assert "histogram-standardised" in body  # the methods paragraph
+    assert body.count("data:image/png;base64,") == 1  # one overlay figure (up to 12 subjects)
+    for subject in result.lesions["subject_id"].unique():
+        assert subject in body
+    report = HTMLReport(title="detection")
+    report.add_section("detection", "Lesion detection", body)
+    assert '<section id="detection">' in report.get_html()

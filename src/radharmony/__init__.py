@@ -65,8 +65,7 @@ _LAZY_NAMES: dict[str, str] = {
     "save_model": "radharmony.model",
 }
 # Stage modules reachable as attributes (``radharmony.explain`` is callable: see its docs).
-_LAZY_MODULES = ("datasets", "explain", "harmonize", "model", "report", "study")
-_LAZY_MODULES += ("detect",)
+_LAZY_MODULES = ("datasets", "detect", "explain", "harmonize", "model", "report", "study")
 
 
 def __getattr__(name: str) -> Any:

@@ -51,6 +51,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--fdr", type=float, default=0.05, help="voxel false discovery rate (target voxel_fdr)"
     )
     parser.add_argument("--min-lesion-mm3", type=float, default=3.0)
+    parser.add_argument(
+        "--edge-margin-mm",
+        type=float,
+        default=3.0,
+        help="only voxels deeper than this in the brain mask make a lesion (0: off)",
+    )
     parser.add_argument("--neighbourhood-mm", type=float, default=1.0)
     parser.add_argument("--jobs", type=int, default=1, help="worker processes (-1: all cores)")
     parser.add_argument("--cache-dir", type=Path, default=None, help="default: <out>/cache")
@@ -93,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
             false_lesion_rate=args.false_lesion_rate,
             fdr_level=args.fdr,
             min_lesion_mm3=args.min_lesion_mm3,
+            edge_margin_mm=args.edge_margin_mm,
         ).fit(args.reference, **options)
     result = detector.detect(args.subjects, args.out, **options)
     print(summary_line(result))

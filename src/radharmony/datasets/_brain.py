@@ -19,6 +19,7 @@ from radharmony.errors import SettingsError
 BRAIN_MANIFEST_COLUMNS: tuple[str, ...] = (
     "subject_id",
     "group",
+    "diagnosis",
     "FLAIR",
     "T1",
     "T2",
@@ -60,7 +61,9 @@ class SyntheticBrainCohort:
         split by group; usable as ``radharmony detect`` manifests), ``ground_truth.csv`` and
         ``cohort.json``.
     manifest : pandas.DataFrame
-        One row per subject (paths relative to ``out_dir``), see ``BRAIN_MANIFEST_COLUMNS``.
+        One row per subject (paths relative to ``out_dir``), see ``BRAIN_MANIFEST_COLUMNS``:
+        ``group`` (healthy / patient) and ``diagnosis`` (healthy, ms or tumour) are covariates
+        a study can use as its target.
     ground_truth : pandas.DataFrame
         One row per inserted lesion: label in the subject's ``lesion_mask``, class, size, centre.
     scanners : pandas.DataFrame
@@ -99,9 +102,9 @@ def make_brain_cohort(
 
     **Anatomy** (procedural, defined in millimetres): an ellipsoidal brain of random size with
     a bumpy surface; a cortical ribbon of varying thickness; sulci as thin CSF sheets flanked by
-    cortex; lateral ventricles that grow with age; deep grey-matter nuclei; normal
-    periventricular caps that are bright on FLAIR (as in real scans, where FLAIR also shows
-    cortex brighter than white matter). Tissue boundaries give partial-volume voxels, and each
+    cortex; lateral ventricles that grow with age; deep grey-matter nuclei; thin (up to 2 mm)
+    normal periventricular caps at the ventricles' horns that are bright on FLAIR (as in real
+    scans, where FLAIR also shows cortex brighter than white matter). Tissue boundaries give partial-volume voxels, and each
     tissue carries a smooth texture (2.5 % SD, 8 mm grain).
 
     **Lesions** (patients only, multi-label ``lesion_mask``, one label per lesion, listed in the
@@ -157,6 +160,7 @@ def make_brain_cohort(
         row: dict[str, Any] = {
             "subject_id": subject_id,
             "group": "patient" if patient else "healthy",
+            "diagnosis": lesion_class or "healthy",
         }
         for channel, image in images.items():
             row[channel] = f"{subject_id}/{channel}.nii.gz"

@@ -20,14 +20,14 @@ FOV_MM: tuple[float, float, float] = (150.0, 180.0, 140.0)
 BRAIN_SEMI_AXES_MM: tuple[float, float, float] = (62.0, 78.0, 56.0)
 
 # Relative tissue intensities per channel (before the scanner): FLAIR, T1, T2, T1c. FLAIR shows
-# grey matter brighter than white matter and normal periventricular caps brighter still, so a
-# FLAIR threshold meets healthy bright tissue as in real scans.
+# grey matter brighter than white matter and thin normal periventricular caps brighter still, so
+# a FLAIR threshold meets healthy bright tissue as in real scans.
 TISSUE_INTENSITY: dict[str, tuple[float, float, float, float]] = {
     "wm": (0.55, 1.00, 0.40, 1.00),
     "gm": (0.70, 0.70, 0.56, 0.72),
     "deep_gm": (0.63, 0.82, 0.48, 0.84),
     "csf": (0.12, 0.25, 1.00, 0.25),
-    "cap": (0.80, 0.88, 0.62, 0.90),
+    "cap": (0.78, 0.90, 0.64, 0.92),
 }
 LESION_INTENSITY: dict[str, tuple[float, float, float, float]] = {
     "ms": (0.95, 0.62, 0.80, 0.66),
@@ -72,12 +72,14 @@ class BrainScanner:
     @property
     def size(self) -> tuple[int, int, int]:
         """Grid size ``(x, y, z)`` covering the field of view."""
-        return tuple(int(round(f / s)) for f, s in zip(FOV_MM, self.spacing, strict=True))
+        x, y, z = (int(round(f / s)) for f, s in zip(FOV_MM, self.spacing, strict=True))
+        return (x, y, z)
 
     @property
     def origin(self) -> tuple[float, float, float]:
         """World position of voxel 0, so that the grid is centred on the origin."""
-        return tuple(-(n - 1) * s / 2.0 for n, s in zip(self.size, self.spacing, strict=True))
+        x, y, z = (-(n - 1) * s / 2.0 for n, s in zip(self.size, self.spacing, strict=True))
+        return (x, y, z)
 
 
 def make_brain_scanners(
@@ -91,11 +93,11 @@ def make_brain_scanners(
     scanners = []
     for k in range(n_scanners):
         n = len(CHANNELS)
-        spacing = (voxel_mm, voxel_mm, voxel_mm * float(values["slice_factor"][k]))
+        spacing = (float(voxel_mm), float(voxel_mm), voxel_mm * float(values["slice_factor"][k]))
         scanners.append(
             BrainScanner(
                 name=f"scanner_{chr(ord('A') + k)}",
-                spacing=tuple(float(s) for s in spacing),
+                spacing=spacing,
                 blur_fwhm_mm=float(values["blur_fwhm_vox"][k]) * voxel_mm,
                 noise_sd=float(values["noise_sd"][k]),
                 bias_amplitude=float(values["bias_amplitude"][k]),
@@ -213,14 +215,9 @@ def make_anatomy(rng: np.random.Generator, scanner: BrainScanner, age: float) ->
         ]
     )
     deep_gm = _step(deep, width)
-    caps = np.maximum.reduce(
-        [
-            _ellipsoid_distance(coords, (side * 9.0, tip, 8.0), (6.5, 5.0, 6.5))
-            for side in (-1.0, 1.0)
-            for tip in (-24.0, 27.0)
-        ]
-    )
-    cap = _step(caps, width)
+    # Periventricular caps: a rim up to 2 mm thick around the frontal and occipital horns.
+    horns = _step(np.abs(coords[1] - 2.0) - 16.0, 2.0)
+    cap = _step(s_vent + 2.0, width) * horns
     remaining = p_brain.copy()
     fractions = {}
     for name, share in (
@@ -266,7 +263,8 @@ def _box(anatomy: Anatomy, centre: np.ndarray, reach: float) -> tuple[slice, sli
     shape = anatomy.brain.shape[::-1]
     low = np.maximum(np.floor((centre - reach - origin) / spacing).astype(int), 0)
     high = np.minimum(np.ceil((centre + reach - origin) / spacing).astype(int) + 1, shape)
-    return tuple(slice(int(lo), int(hi)) for lo, hi in zip(low[::-1], high[::-1], strict=True))
+    z, y, x = (slice(int(lo), int(hi)) for lo, hi in zip(low[::-1], high[::-1], strict=True))
+    return (z, y, x)
 
 
 def _pick_centre(
@@ -296,7 +294,7 @@ def insert_lesions(
     """Add lesions of ``lesion_class`` to ``anatomy``; return the label mask and their truth."""
     labels = np.zeros(anatomy.brain.shape, dtype=np.uint8)
     occupied = np.zeros(anatomy.brain.shape, dtype=bool)
-    truth = []
+    truth: list[dict] = []
     width = 0.5 * min(anatomy.spacing)
     for _ in range(count):
         if lesion_class == "tumour":

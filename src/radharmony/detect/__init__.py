@@ -27,10 +27,10 @@ from radharmony.detect._calibration import (
 from radharmony.detect._lesions import LESION_TABLE_COLUMNS, per_lesion_dice
 
 _LAZY_NAMES: dict[str, str] = {
-    "Calibration": "radharmony.detect._detector",
-    "DetectionError": "radharmony.detect._detector",
+    "Calibration": "radharmony.detect._state",
+    "DetectionError": "radharmony.detect._state",
     "HealthyTissueDetector": "radharmony.detect._detector",
-    "SubjectDetection": "radharmony.detect._detector",
+    "SubjectDetection": "radharmony.detect._state",
     "DetectionResult": "radharmony.detect._cohort",
     "SUBJECT_COLUMNS": "radharmony.detect._cohort",
     "detect_lesions": "radharmony.detect._api",

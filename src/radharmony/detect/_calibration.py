@@ -50,7 +50,7 @@ def conformal_pvalues(scores: ArrayLike, calibration_scores: ArrayLike) -> NDArr
         raise ValueError("conformal p-values need at least one calibration score")
     values = np.asarray(scores, dtype=np.float64)
     at_least = reference.size - np.searchsorted(reference, values, side="left")
-    return (1.0 + at_least) / (reference.size + 1.0)
+    return np.asarray((1.0 + at_least) / (reference.size + 1.0), dtype=np.float64)
 
 
 def benjamini_hochberg(pvalues: ArrayLike, level: float) -> tuple[NDArray[np.bool_], float]:

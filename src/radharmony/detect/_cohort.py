@@ -82,7 +82,7 @@ def detect_cohort(
     progress: bool | None,
 ) -> DetectionResult:
     """Run detection per subject and write every output (see ``HealthyTissueDetector.detect``)."""
-    from radharmony.detect._detector import _fingerprint, _tasks
+    from radharmony.detect._fitting import fingerprint, tasks_of
 
     channels = [str(c) for c in detector.channels]
     table = read_channel_manifest(subjects, channels, base_dir=base_dir)
@@ -96,11 +96,11 @@ def detect_cohort(
             UserWarning,
             stacklevel=3,
         )
-    tasks = _tasks(table, channels, salted=False)
+    tasks = tasks_of(table, channels, salted=False)
     results = run_cases(
         tasks,
         partial(_work.detect_subject, detector=detector, out_dir=str(out)),
-        fingerprint=_fingerprint("detect", {"out_dir": str(out)}, detector.digest()),
+        fingerprint=fingerprint("detect", {"out_dir": str(out)}, detector.digest()),
         cache_dir=cache_dir,
         n_jobs=n_jobs,
         backend=backend,
@@ -223,7 +223,7 @@ def detection_summary(detector: Any, table: pd.DataFrame | None = None) -> dict[
         "cross_fitted": calibration.cross_fitted,
         "extent_threshold": calibration.extent_threshold,
         "lesion_threshold": calibration.threshold,
-        "false_lesion_peaks_held_out": int(calibration.null_peaks.size),
+        "false_lesions_held_out": int(calibration.null_masses.size),
         "calibration_check": calibration.check,
         "voxel_fdr_check": calibration.fdr_check,
         "versions": {

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,70 +12,20 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
 
-from radharmony import _cache
-from radharmony._cases import CaseResult, CaseTask, run_cases
 from radharmony.detect import _work
 from radharmony.detect._calibration import held_out_rates, rate_check, rate_threshold
-from radharmony.detect._model import MODELS, HealthyTissueModel, fit_healthy_model, standardise
-from radharmony.detect._standardize import DEFAULT_LANDMARKS, fit_standardizer
+from radharmony.detect._fitting import fit_reference
+from radharmony.detect._model import MODELS, used_channels
+from radharmony.detect._standardize import DEFAULT_LANDMARKS
+from radharmony.detect._state import Calibration, DetectionError, SubjectDetection
 from radharmony.detect._subject import load_subject
-from radharmony.errors import RadharmonyError
 from radharmony.io import read_channel_manifest
 
 if TYPE_CHECKING:
     from radharmony.detect._cohort import DetectionResult
 
 TARGETS: tuple[str, ...] = ("false_lesions", "voxel_fdr")
-_MAX_POOL = 500_000
-
-
-class DetectionError(RadharmonyError, ValueError):
-    """A detector cannot be fitted or used with the given data or settings."""
-
-
-@dataclass
-class Calibration:
-    """Everything the detector learnt from held-out reference subjects.
-
-    Attributes
-    ----------
-    extent_threshold : float
-        Score above which a voxel may belong to a lesion: the ``extent_quantile`` of held-out
-        healthy voxel scores.
-    threshold : float
-        Peak score a candidate lesion needs to be reported (``target="false_lesions"``).
-    null_peaks : numpy.ndarray
-        Sorted peaks of the false lesions of held-out reference subjects (lesion p-values).
-    voxel_scores : numpy.ndarray
-        Sorted held-out healthy voxel scores (a sample; voxel p-values).
-    peaks_by_subject : list of numpy.ndarray
-        False-lesion peaks per reference subject.
-    subjects : list of str
-        Reference subjects used.
-    cross_fitted : bool
-        False when a single reference subject made held-out scores impossible (in-sample).
-    check : list of dict
-        Held-out measurement of the target (see :func:`rate_check`), as records.
-    fdr_check : list of dict
-        Per reference subject, voxel rejections and false rejections of the FDR procedure.
-    """
-
-    extent_threshold: float
-    threshold: float
-    null_peaks: np.ndarray
-    voxel_scores: np.ndarray
-    peaks_by_subject: list[np.ndarray]
-    subjects: list[str]
-    cross_fitted: bool
-    check: list[dict[str, Any]] = field(default_factory=list)
-    fdr_check: list[dict[str, Any]] = field(default_factory=list)
-
-    def digest(self) -> str:
-        """Return a digest of the calibration (part of cache keys)."""
-        digest = hashlib.sha256(repr((self.extent_threshold, self.threshold)).encode())
-        digest.update(np.ascontiguousarray(self.null_peaks, dtype=np.float64).tobytes())
-        digest.update(np.ascontiguousarray(self.voxel_scores, dtype=np.float64).tobytes())
-        return digest.hexdigest()
+__all__ = ["Calibration", "DetectionError", "HealthyTissueDetector", "SubjectDetection"]
 
 
 class HealthyTissueDetector(BaseEstimator):
@@ -92,15 +39,17 @@ class HealthyTissueDetector(BaseEstimator):
     ``detect`` then scores new subjects, forms lesions and gives each a p-value.
 
     **Lesions** are connected components of voxels whose score exceeds ``extent_threshold``
-    (the ``extent_quantile`` of held-out healthy voxel scores) and at least ``min_lesion_mm3``
-    in size. With ``target="false_lesions"`` a component is reported when its peak score
+    (the ``extent_quantile`` of held-out healthy voxel scores), at least ``min_lesion_mm3`` in
+    size and reaching deeper than ``edge_margin_mm`` into the brain. A component's *mass* is
+    the sum of its scores' excess over ``extent_threshold`` (cluster mass, which weighs extent
+    and height together). With ``target="false_lesions"`` a component is reported when its mass
     reaches the threshold at which held-out reference subjects show ``false_lesion_rate``
     false lesions per subject (conformal risk control; see
     :func:`~radharmony.detect.rate_threshold`); with ``target="voxel_fdr"`` lesions are the
     components of the voxels that the Benjamini-Hochberg procedure on conformal voxel p-values
-    rejects at ``fdr_level``. Each lesion's ``p_value`` is the conformal p-value of its peak
-    among the peaks of false lesions of held-out reference subjects: valid when a false lesion
-    of a new subject is exchangeable with those.
+    rejects at ``fdr_level``. Each lesion's ``p_value`` is the conformal p-value of its mass
+    among the masses of the false lesions of held-out reference subjects: valid when a false
+    lesion of a new subject is exchangeable with those.
 
     Parameters
     ----------
@@ -137,6 +86,10 @@ class HealthyTissueDetector(BaseEstimator):
     min_lesion_mm3 : float
         Smallest lesion reported (3 mm³, the usual lower bound of lesion counts in MS
         studies); at least one voxel.
+    edge_margin_mm : float
+        Only voxels deeper than this in the brain mask make a lesion's peak and mass (a lesion
+        may extend to the edge): the outer rim mixes brain with non-brain tissue (partial volume, skull-stripping
+        residue, meninges) whose bright voxels are not lesions. 0 disables the rule.
     connectivity : {6, 18, 26}
         Voxel connectivity of lesions.
     n_folds : int
@@ -151,6 +104,8 @@ class HealthyTissueDetector(BaseEstimator):
     ----------
     model_ : HealthyTissueModel
         Fitted on every reference subject.
+    hyperintense_ : list of str
+        The hyperintense channels used (the default resolved).
     calibration_ : Calibration
     references_ : pandas.DataFrame
         One row per reference subject used (fold, brain and healthy voxel counts).
@@ -173,6 +128,7 @@ class HealthyTissueDetector(BaseEstimator):
         fdr_level: float = 0.05,
         extent_quantile: float = 0.99,
         min_lesion_mm3: float = 3.0,
+        edge_margin_mm: float = 3.0,
         connectivity: int = 26,
         n_folds: int = 5,
         samples_per_subject: int = 20_000,
@@ -190,6 +146,7 @@ class HealthyTissueDetector(BaseEstimator):
         self.fdr_level = fdr_level
         self.extent_quantile = extent_quantile
         self.min_lesion_mm3 = min_lesion_mm3
+        self.edge_margin_mm = edge_margin_mm
         self.connectivity = connectivity
         self.n_folds = n_folds
         self.samples_per_subject = samples_per_subject
@@ -231,49 +188,18 @@ class HealthyTissueDetector(BaseEstimator):
         self
         """
         options = self._check_options()
+        self.hyperintense_ = self._hyperintense_names([str(c) for c in self.channels])
         table = read_channel_manifest(reference, self.channels, base_dir=base_dir)
-        run = partial(
-            run_cases,
+        return fit_reference(
+            self,
+            table,
+            options,
             n_jobs=n_jobs,
             backend=backend,
             scheduler=scheduler,
             cache_dir=cache_dir,
             progress=progress,
         )
-        tasks = _tasks(table, self.channels, salted=True)
-        sampled = run(
-            tasks,
-            partial(_work.sample_reference, options=options),
-            fingerprint=_fingerprint("sample", options),
-            description="sampling reference subjects",
-        )
-        self.failures_ = [f for r in sampled for f in r.failures]
-        usable = [(t, r) for t, r in zip(tasks, sampled, strict=True) if r.rows is not None]
-        if not usable:
-            raise DetectionError(
-                "no reference subject could be used: "
-                + "; ".join(f"{f['subject_id']}: {f['message']}" for f in self.failures_[:5])
-            )
-        folds = _folds(len(usable), self.n_folds, self.random_state)
-        self.model_ = self._fit_model([r for _, r in usable], options)
-        fold_models = self._fit_folds(usable, folds, options)
-        self.calibration_ = self._calibrate(usable, folds, fold_models, options, run)
-        held_out = {
-            row["subject_id"]: row["false_events"]
-            for row in self.calibration_.check
-            if row["subject_id"] != "all"
-        }
-        names = [t.subject_id for t, _ in usable]
-        self.references_ = pd.DataFrame(
-            {
-                "subject_id": names,
-                "fold": folds,
-                "brain_voxels": [r.info["brain_voxels"] for _, r in usable],
-                "healthy_voxels": [r.info["healthy_voxels"] for _, r in usable],
-                "false_lesions_held_out": [held_out.get(n, np.nan) for n in names],
-            }
-        )
-        return self
 
     def _check_options(self) -> dict[str, Any]:
         channels = [str(c) for c in self.channels]
@@ -302,6 +228,7 @@ class HealthyTissueDetector(BaseEstimator):
                 f"extent_quantile must be in [0.5, 1), got {self.extent_quantile}",
             ),
             (self.min_lesion_mm3 >= 0, f"min_lesion_mm3 must be >= 0, got {self.min_lesion_mm3}"),
+            (self.edge_margin_mm >= 0, f"edge_margin_mm must be >= 0, got {self.edge_margin_mm}"),
             (
                 self.connectivity in (6, 18, 26),
                 f"connectivity must be 6, 18 or 26, got {self.connectivity}",
@@ -320,11 +247,15 @@ class HealthyTissueDetector(BaseEstimator):
             "channels": channels,
             "model": self.model,
             "hyperintense": [channels.index(h) for h in hyper],
+            "features": list(
+                used_channels(self.model, len(channels), [channels.index(h) for h in hyper])
+            ),
             "neighbourhood_mm": None if self.model == "intensity" else self.neighbourhood_mm,
             "landmarks": [float(p) for p in self.landmarks],
             "samples_per_subject": int(self.samples_per_subject),
             "random_state": int(self.random_state),
             "min_lesion_mm3": float(self.min_lesion_mm3),
+            "edge_margin_mm": float(self.edge_margin_mm),
             "connectivity": int(self.connectivity),
             "n_components": self.n_components,
             "max_components": int(self.max_components),
@@ -335,130 +266,58 @@ class HealthyTissueDetector(BaseEstimator):
             return [str(h) for h in self.hyperintense]
         return [channels[0]] if self.model == "tail" else []
 
-    def _fit_model(
+    def retarget(
         self,
-        results: list[CaseResult],
-        options: dict[str, Any],
-        like: HealthyTissueModel | None = None,
-    ) -> HealthyTissueModel:
-        landmarks = [np.asarray(r.info["landmarks"]) for r in results]
-        standardizer = fit_standardizer(np.stack(landmarks), options["landmarks"])
-        return fit_healthy_model(
-            [r.rows.to_numpy(dtype=np.float32) for r in results],  # type: ignore[union-attr]
-            landmarks,
-            standardizer,
-            kind=options["model"],
-            neighbourhood_mm=options["neighbourhood_mm"],
-            hyperintense=options["hyperintense"],
-            n_components=options["n_components"],
-            max_components=options["max_components"],
-            random_state=options["random_state"],
-            like=like,
-        )
+        *,
+        target: str | None = None,
+        false_lesion_rate: float | None = None,
+        fdr_level: float | None = None,
+    ) -> HealthyTissueDetector:
+        """Return a copy of the fitted detector with another decision target, without refitting.
 
-    def _fit_folds(
-        self, usable: list[tuple[CaseTask, CaseResult]], folds: list[int], options: dict[str, Any]
-    ) -> dict[int, HealthyTissueModel]:
-        models = {}
-        for fold in sorted(set(folds)):
-            training = [r for (_, r), f in zip(usable, folds, strict=True) if f != fold]
-            models[fold] = self._fit_model(training or [r for _, r in usable], options, self.model_)
-        return models
+        The model and the held-out scores are kept; the lesion threshold and its held-out
+        check are recomputed for the new ``false_lesion_rate``. A new ``fdr_level`` applies to
+        detection at once, but the per-reference voxel FDR check (computed while fitting at the
+        old level) is dropped.
 
-    def _calibrate(
-        self,
-        usable: list[tuple[CaseTask, CaseResult]],
-        folds: list[int],
-        fold_models: dict[int, HealthyTissueModel],
-        options: dict[str, Any],
-        run: Any,
-    ) -> Calibration:
-        held_out = []
-        for (_, result), fold in zip(usable, folds, strict=True):
-            model = fold_models[fold]
-            rows = result.rows.to_numpy(dtype=np.float32)  # type: ignore[union-attr]
-            marks = np.asarray(result.info["landmarks"])
-            held_out.append(
-                model.score(standardise(rows, marks, model.standardizer)).astype(np.float64)
-            )
-        pool = np.sort(np.concatenate(held_out))
-        extent = float(np.quantile(pool, self.extent_quantile))
-        pools = {
-            fold: np.sort(
-                np.concatenate([held_out[j] for j, f in enumerate(folds) if f != fold] or held_out)
-            )
-            for fold in set(folds)
-        }
-        digests = {fold: model.digest() for fold, model in fold_models.items()}
-        pool_digests = {f: hashlib.sha256(p.tobytes()).hexdigest() for f, p in pools.items()}
-        tasks = [
-            replace(
-                task,
-                position=i,
-                payload=_work.HeldOut(task.payload, fold_models[fold], pools[fold]),
-                # The fold's model and pool change the result: they salt the cache key.
-                salt=f"{task.subject_id}\x00{digests[fold]}\x00{pool_digests[fold]}",
-            )
-            for i, ((task, _), fold) in enumerate(zip(usable, folds, strict=True))
-        ]
-        results = run(
-            tasks,
-            partial(
-                _work.calibrate_reference,
-                extent=extent,
-                options=options,
-                fdr_level=float(self.fdr_level),
-            ),
-            fingerprint=_fingerprint("calibrate", options, extent, float(self.fdr_level)),
-            description="calibrating on held-out reference subjects",
+        Returns
+        -------
+        HealthyTissueDetector
+        """
+        import copy
+
+        self._check_fitted()
+        new = copy.deepcopy(self)
+        new.set_params(
+            **{
+                k: v
+                for k, v in {
+                    "target": target,
+                    "false_lesion_rate": false_lesion_rate,
+                    "fdr_level": fdr_level,
+                }.items()
+                if v is not None
+            }
         )
-        self.failures_ += [f for r in results for f in r.failures]
-        done = [(tasks[r.position].subject_id, r) for r in results if r.rows is not None]
-        peaks = [np.sort(r.rows["peak"].to_numpy(dtype=np.float64)) for _, r in done]  # type: ignore[index]
-        threshold = rate_threshold(peaks, float(self.false_lesion_rate)) if peaks else np.inf
-        cross = len(set(folds)) > 1
-        check: list[dict[str, Any]] = []
-        subjects = [s for s, _ in done]
-        if len(peaks) >= 2:
-            counts = held_out_rates(peaks, float(self.false_lesion_rate))
-            check = rate_check(counts, float(self.false_lesion_rate), subjects=subjects).to_dict(
+        new._check_options()
+        calibration = new.calibration_
+        peaks = calibration.masses_by_subject
+        rate = float(new.false_lesion_rate)
+        calibration.threshold = rate_threshold(peaks, rate) if peaks else float("inf")
+        calibration.check = (
+            rate_check(held_out_rates(peaks, rate), rate, subjects=calibration.subjects).to_dict(
                 "records"
             )
-        fdr_check = [
-            {
-                "subject_id": s,
-                "rejected_voxels": r.info["fdr_rejections"],
-                "false_rejected_voxels": r.info["fdr_false"],
-                "false_discovery_proportion": (
-                    r.info["fdr_false"] / r.info["fdr_rejections"]
-                    if r.info["fdr_rejections"]
-                    else 0.0
-                ),
-            }
-            for s, r in done
+            if len(peaks) >= 2
+            else []
+        )
+        if fdr_level is not None and fdr_level != self.fdr_level:
+            calibration.fdr_check = []
+        held_out = {r["subject_id"]: r["false_events"] for r in calibration.check}
+        new.references_["false_lesions_held_out"] = [
+            held_out.get(s, np.nan) for s in new.references_["subject_id"]
         ]
-        rng = np.random.default_rng(self.random_state)
-        voxel_scores = (
-            pool if pool.size <= _MAX_POOL else np.sort(rng.choice(pool, _MAX_POOL, replace=False))
-        )
-        if not cross:
-            warnings.warn(
-                "only one reference subject: its scores are in-sample, so the calibration is "
-                "optimistic and cannot be checked on held-out subjects; use two or more",
-                UserWarning,
-                stacklevel=3,
-            )
-        return Calibration(
-            extent_threshold=extent,
-            threshold=float(threshold),
-            null_peaks=np.sort(np.concatenate(peaks)) if peaks else np.zeros(0),
-            voxel_scores=voxel_scores.astype(np.float64),
-            peaks_by_subject=peaks,
-            subjects=subjects,
-            cross_fitted=cross,
-            check=check,
-            fdr_check=fdr_check,
-        )
+        return new
 
     # -- using a fitted detector -----------------------------------------------------------------
 
@@ -556,71 +415,3 @@ class HealthyTissueDetector(BaseEstimator):
         labels = sitk.GetImageFromArray(clusters.labels)
         labels.CopyInformation(subject.grid)
         return SubjectDetection(abnormality, labels, table, info)
-
-
-@dataclass
-class SubjectDetection:
-    """The detection result of one subject.
-
-    Attributes
-    ----------
-    abnormality : SimpleITK.Image
-        Float score map on the grid of the first channel (0 outside the brain).
-    labels : SimpleITK.Image
-        Lesion labels 1..K, 0 elsewhere.
-    lesions : pandas.DataFrame
-        One row per lesion (see ``data_dictionary/detected_lesions.csv``).
-    summary : dict
-        Counts, threshold and, with a reference mask, voxel Dice and lesion-wise recall and
-        precision.
-    """
-
-    abnormality: Any
-    labels: Any
-    lesions: pd.DataFrame
-    summary: dict[str, Any]
-
-
-def _tasks(table: pd.DataFrame, channels: Sequence[str], *, salted: bool) -> list[CaseTask]:
-    tasks = []
-    for position, row in enumerate(table.to_dict("records")):
-        files = _work.SubjectFiles(
-            channels=tuple((str(c), str(row[c])) for c in channels),
-            brain_mask=str(row.get("brain_mask", "") or ""),
-            lesion_mask=str(row.get("lesion_mask", "") or ""),
-        )
-        tasks.append(
-            CaseTask(
-                position=position,
-                case_id=str(row["subject_id"]),
-                subject_id=str(row["subject_id"]),
-                files=files.files,
-                payload=files,
-                salt=str(row["subject_id"]) if salted else "",
-            )
-        )
-    return tasks
-
-
-def _folds(n: int, n_folds: int, random_state: int) -> list[int]:
-    """Fold of each reference subject: a seeded permutation dealt into ``min(n_folds, n)``."""
-    if n < 2:
-        return [0] * n
-    k = min(int(n_folds), n)
-    order = np.random.default_rng(random_state).permutation(n)
-    folds = np.empty(n, dtype=int)
-    folds[order] = np.arange(n) % k
-    return folds.tolist()
-
-
-def _fingerprint(stage: str, options: dict[str, Any], *extra: Any) -> str:
-    from radharmony._version import __version__
-
-    return _cache.run_fingerprint(
-        {
-            "stage": stage,
-            "options": options,
-            "extra": [str(e) for e in extra],
-            "versions": {"radharmony": __version__, "numpy": np.__version__},
-        }
-    )

@@ -1,4 +1,4 @@
-"""From an abnormality map to lesions: connected components, their peaks, table and overlap."""
+"""From an abnormality map to lesions: connected components, their mass, table and overlap."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ LESION_TABLE_COLUMNS: tuple[str, ...] = (
     "centroid_z_mm",
     "max_abnormality",
     "mean_abnormality",
+    "abnormality_mass",
     "p_value",
     "reference_dice",
 )
@@ -36,13 +37,20 @@ class Clusters:
     ----------
     labels : numpy.ndarray of int32
         1..K in raster (z, y, x) order of their first voxel, 0 elsewhere.
-    peaks, sizes : numpy.ndarray
-        Highest score and voxel count of each component (index k - 1 for label k).
+    peaks, masses, sizes : numpy.ndarray
+        Highest score, mass (sum of the scores' excess over the extent threshold) and voxel
+        count of each component (index k - 1 for label k).
     """
 
     labels: NDArray[np.int32]
     peaks: NDArray[np.float64]
+    masses: NDArray[np.float64]
     sizes: NDArray[np.int64]
+
+    @property
+    def count(self) -> int:
+        """Number of components."""
+        return int(self.sizes.size)
 
 
 def clusters_above(
@@ -52,17 +60,26 @@ def clusters_above(
     *,
     min_voxels: int,
     connectivity: int,
+    base: float | None = None,
     exclude: NDArray[np.bool_] | None = None,
+    interior: NDArray[np.bool_] | None = None,
 ) -> Clusters:
     """Return the components of ``score >= threshold`` in the brain with at least ``min_voxels``.
 
     Components touching ``exclude`` (e.g. a reference subject's own lesions, grown by a margin)
-    are dropped: they are lesion tissue, not false lesions.
+    are dropped: they are lesion tissue, not false lesions. With ``interior``, a component's
+    peak and mass count only its voxels inside ``interior`` and components with no voxel there
+    are dropped (a lesion may reach the brain's edge but is not made by its outer rim).
+
+    A component's mass is the sum of its scores' excess over ``base`` (default ``threshold``):
+    the cluster-mass statistic, which weighs a lesion's extent and its height together
+    (Bullmore et al. 1999), so a large moderately abnormal lesion is not outranked by a small
+    bright spot.
     """
     supra = (score >= threshold) & brain
     labels = np.zeros(score.shape, dtype=np.int32)
     if not supra.any():
-        return Clusters(labels, np.zeros(0), np.zeros(0, dtype=np.int64))
+        return Clusters(labels, np.zeros(0), np.zeros(0), np.zeros(0, dtype=np.int64))
     box = _bounding_box(supra, margin=1)
     structure = ndimage.generate_binary_structure(3, _STRUCTURE_RANK[connectivity])
     local, count = ndimage.label(supra[box], structure=structure)
@@ -72,23 +89,49 @@ def clusters_above(
     if exclude is not None and exclude.any():
         touched = np.unique(local[exclude[box] & (local > 0)])
         keep &= ~np.isin(index, touched)
+    if interior is not None:
+        keep &= np.isin(index, np.unique(local[interior[box] & (local > 0)]))
     kept = index[keep]
-    peaks = (
-        np.asarray(ndimage.maximum(score[box], local, kept), dtype=np.float64)
-        if kept.size
-        else np.zeros(0)
-    )
+    inside = np.ones(local.shape, dtype=bool) if interior is None else interior[box]
+    seeding = np.where(inside, score[box], -np.inf)
+    excess = np.where(inside, score[box] - (threshold if base is None else base), 0.0)
+    if kept.size:
+        peaks = np.asarray(ndimage.maximum(seeding, local, kept), dtype=np.float64)
+        masses = np.asarray(ndimage.sum_labels(excess, local, kept), dtype=np.float64)
+    else:
+        peaks, masses = np.zeros(0), np.zeros(0)
     relabel = np.zeros(count + 1, dtype=np.int32)
     relabel[kept] = np.arange(1, kept.size + 1, dtype=np.int32)
     labels[box] = relabel[local]
-    return Clusters(labels, peaks.reshape(-1), sizes[keep].astype(np.int64))
+    return Clusters(labels, peaks.reshape(-1), masses.reshape(-1), sizes[keep].astype(np.int64))
+
+
+def brain_interior(
+    brain: NDArray[np.bool_], spacing_zyx: tuple[float, float, float], margin_mm: float
+) -> NDArray[np.bool_] | None:
+    """Brain voxels farther than ``margin_mm`` from the brain mask's edge (None: no margin).
+
+    The outer rim of a brain mask mixes brain with non-brain tissue (partial volume, residues of
+    skull stripping, vessels and meninges), whose bright voxels are not lesions.
+    """
+    if not margin_mm:
+        return None
+    box = _bounding_box(brain, margin=1)
+    # Padded so that a brain touching the volume's border has an edge there too.
+    padded = np.pad(brain[box], 1)
+    distance = ndimage.distance_transform_edt(padded, sampling=spacing_zyx)[1:-1, 1:-1, 1:-1]
+    interior = np.zeros_like(brain)
+    interior[box] = distance > margin_mm
+    return interior
 
 
 def keep_clusters(clusters: Clusters, keep: NDArray[np.bool_]) -> Clusters:
     """Return the clusters where ``keep`` is True, renumbered 1..K in the same order."""
-    relabel = np.zeros(clusters.peaks.size + 1, dtype=np.int32)
+    relabel = np.zeros(clusters.count + 1, dtype=np.int32)
     relabel[1:][keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.int32)
-    return Clusters(relabel[clusters.labels], clusters.peaks[keep], clusters.sizes[keep])
+    return Clusters(
+        relabel[clusters.labels], clusters.peaks[keep], clusters.masses[keep], clusters.sizes[keep]
+    )
 
 
 def per_lesion_dice(
@@ -144,7 +187,7 @@ def lesion_table(
     reference: NDArray[np.bool_] | None,
 ) -> pd.DataFrame:
     """Return one row per lesion (columns ``LESION_TABLE_COLUMNS``)."""
-    count = clusters.peaks.size
+    count = clusters.count
     if count == 0:
         return pd.DataFrame(columns=list(LESION_TABLE_COLUMNS))
     index = np.arange(1, count + 1)
@@ -172,6 +215,7 @@ def lesion_table(
             "centroid_z_mm": [w[2] for w in world],
             "max_abnormality": clusters.peaks,
             "mean_abnormality": means,
+            "abnormality_mass": clusters.masses,
             "p_value": p_values,
             "reference_dice": dice,
         },

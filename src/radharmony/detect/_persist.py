@@ -116,6 +116,7 @@ def load_detector(path: str | Path, *, trusted: Sequence[str] = ()) -> Any:
     detector.calibration_ = state["calibration"]
     detector.references_ = pd.DataFrame(state["references"])
     detector.failures_ = json.loads(state["failures"])
+    detector.hyperintense_ = detector._hyperintense_names([str(c) for c in detector.channels])
     return detector
 
 

@@ -22,6 +22,7 @@ from radharmony._cases import CaseResult, CaseTask, error_message, failed
 from radharmony.detect._calibration import benjamini_hochberg, conformal_pvalues
 from radharmony.detect._lesions import (
     Clusters,
+    brain_interior,
     clusters_above,
     keep_clusters,
     lesion_table,
@@ -82,7 +83,7 @@ def sample_reference(task: CaseTask, *, options: dict[str, Any]) -> CaseResult:
     try:
         subject = files.load()
         landmarks = subject_landmarks(subject, options["landmarks"])
-        features = raw_features(subject, options["neighbourhood_mm"])
+        features = raw_features(subject, options["neighbourhood_mm"], options["features"])
         excluded = exclusion_zone(subject.lesion, subject.spacing_zyx, EXCLUSION_MARGIN_MM)
         healthy = np.flatnonzero(~excluded[subject.brain]) if excluded is not None else None
         pool = healthy if healthy is not None else np.arange(features.shape[0])
@@ -98,7 +99,7 @@ def sample_reference(task: CaseTask, *, options: dict[str, Any]) -> CaseResult:
         chosen = np.sort(rng.choice(pool, size=size, replace=False))
     except Exception as err:  # noqa: BLE001 - any failure is recorded, never raised
         return _failure(task, err)
-    names = [name for name, _ in files.channels]
+    names = [files.channels[k][0] for k in options["features"]]
     rows = pd.DataFrame(features[chosen].astype(np.float64), columns=names)
     info = {
         "landmarks": landmarks.tolist(),
@@ -124,7 +125,7 @@ def calibrate_reference(
 
     The subject is scored by its fold's model, which did not see it. Candidate lesions are
     formed as in detection; those touching the subject's own lesions (grown by a margin) are
-    not false. The rows hold the peak and size of each false lesion. The voxel-level FDR
+    not false. The rows hold the mass, peak and size of each false lesion. The voxel-level FDR
     procedure is run with ``pool`` (held-out healthy scores of the subjects of other folds) as
     calibration set.
     """
@@ -141,13 +142,14 @@ def calibrate_reference(
             min_voxels=min_voxels(subject.grid, options["min_lesion_mm3"]),
             connectivity=options["connectivity"],
             exclude=excluded,
+            interior=brain_interior(subject.brain, subject.spacing_zyx, options["edge_margin_mm"]),
         )
         p_values = conformal_pvalues(score[subject.brain], pool)
         rejected, _ = benjamini_hochberg(p_values, fdr_level)
         lesion_tissue = excluded[subject.brain] if excluded is not None else np.zeros_like(rejected)
     except Exception as err:  # noqa: BLE001
         return _failure(task, err)
-    rows = pd.DataFrame({"peak": clusters.peaks, "voxels": clusters.sizes})
+    rows = pd.DataFrame({"mass": clusters.masses, "peak": clusters.peaks, "voxels": clusters.sizes})
     info = {
         "brain_voxels": int(subject.brain.sum()),
         "fdr_rejections": int(rejected.sum()),
@@ -164,13 +166,20 @@ def detect_subject_lesions(
     model: HealthyTissueModel = detector.model_
     score = model.score_subject(subject)
     size = min_voxels(subject.grid, detector.min_lesion_mm3)
+    interior = brain_interior(subject.brain, subject.spacing_zyx, detector.edge_margin_mm)
     info: dict[str, Any] = {}
     if detector.target == "voxel_fdr":
         p_values = conformal_pvalues(score[subject.brain], calibration.voxel_scores)
         rejected, cutoff = benjamini_hochberg(p_values, detector.fdr_level)
         threshold = float(score[subject.brain][rejected].min()) if rejected.any() else np.inf
         clusters = clusters_above(
-            score, subject.brain, threshold, min_voxels=size, connectivity=detector.connectivity
+            score,
+            subject.brain,
+            threshold,
+            min_voxels=size,
+            connectivity=detector.connectivity,
+            base=calibration.extent_threshold,
+            interior=interior,
         )
         info["voxel_p_cutoff"] = cutoff
     else:
@@ -181,24 +190,25 @@ def detect_subject_lesions(
             calibration.extent_threshold,
             min_voxels=size,
             connectivity=detector.connectivity,
+            interior=interior,
         )
-        clusters = keep_clusters(candidates, candidates.peaks >= threshold)
+        clusters = keep_clusters(candidates, candidates.masses >= threshold)
     p_lesion = (
-        conformal_pvalues(clusters.peaks, calibration.null_peaks)
-        if calibration.null_peaks.size
-        else np.ones(clusters.peaks.size)
+        conformal_pvalues(clusters.masses, calibration.null_masses)
+        if calibration.null_masses.size
+        else np.ones(clusters.count)
     )
     table = lesion_table(subject_id, clusters, score, subject.grid, p_lesion, subject.lesion)
     info.update(
         {
-            "n_lesions": int(clusters.peaks.size),
+            "n_lesions": int(clusters.count),
             "lesion_volume_mm3": float(table["volume_mm3"].sum()) if len(table) else 0.0,
             "threshold": float(threshold),
             "brain_voxels": int(subject.brain.sum()),
         }
     )
     if subject.lesion is not None:
-        info.update(overlap_summary(clusters.labels, subject.lesion, clusters.peaks.size))
+        info.update(overlap_summary(clusters.labels, subject.lesion, clusters.count))
     return score, clusters, table, info
 
 
@@ -213,11 +223,7 @@ def detect_subject(task: CaseTask, *, detector: Any, out_dir: str) -> CaseResult
         score_path, labels_path = folder / "abnormality.nii.gz", folder / "lesions.nii.gz"
         _write_like(score, subject.grid, score_path)
         dtype = (
-            np.uint8
-            if clusters.peaks.size < 256
-            else np.uint16
-            if clusters.peaks.size < 65536
-            else np.int32
+            np.uint8 if clusters.count < 256 else np.uint16 if clusters.count < 65536 else np.int32
         )
         _write_like(clusters.labels.astype(dtype), subject.grid, labels_path)
     except Exception as err:  # noqa: BLE001

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from radharmony._version import __version__
+from radharmony.report._detection import detection_section_body
 from radharmony.report._document import HTMLReport
 from radharmony.report._explain import case_cards_body, case_table_body, shap_section_body
 from radharmony.report._extraction import cohort_section_body, cohort_summary, settings_section_body
@@ -22,6 +23,7 @@ __all__ = [
     "HTMLReport",
     "calibration_figure",
     "cohort_summary",
+    "detection_section_body",
     "longitudinal_section_body",
     "make_longitudinal_report",
     "make_study_report",
@@ -58,6 +60,10 @@ def make_study_report(result: Any, *, title: str = "radharmony study report") ->
         ),
     )
     report.add_section("summary", "Summary", _summary_body(result))
+    if getattr(result, "detection", None) is not None:
+        report.add_section(
+            "detection", "Lesion detection", detection_section_body(result.detection)
+        )
     report.add_section("cohort", "Cohort and quality control", cohort_section_body(result.features))
     compliance = next(iter(result.compliance.values()), None) if result.compliance else None
     body = settings_section_body(result.features, compliance)

@@ -10,6 +10,7 @@ from typing import Any
 
 from radharmony.errors import SettingsError
 from radharmony.ibsi import ExtractionSettings
+from radharmony.study._detection import apply_detect_section
 
 _MODELS = (
     "logistic_l2",
@@ -62,6 +63,9 @@ class StudyConfig:
     ibsi_data : Path, optional
         Folder of the IBSI chapter-1 benchmark data (``ibsi_1_digital_phantom``,
         ``reference_values``); when given the report includes a compliance check run now.
+    detect : DetectConfig, optional
+        Lesion detection run first (see :mod:`radharmony.study._detection`); the extraction
+        then reads the manifest it writes.
     """
 
     manifest: Path
@@ -85,6 +89,7 @@ class StudyConfig:
     n_bootstrap: int = 1000
     seed: int = 0
     ibsi_data: Path | None = None
+    detect: Any = None
 
     def __post_init__(self) -> None:
         _check(self)
@@ -122,6 +127,7 @@ def load_study_config(source: str | Path | Mapping[str, Any]) -> StudyConfig:
         if not isinstance(values, Mapping):
             raise SettingsError(f"study configuration {path} must be a mapping of key: value")
         values, root = dict(values), path.resolve().parent
+    values = apply_detect_section(values, root)
     known = {f.name for f in dataclasses.fields(StudyConfig)}
     unknown = sorted(set(values) - known)
     if unknown:

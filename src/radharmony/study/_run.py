@@ -50,6 +50,8 @@ class StudyResult:
         Lesions dropped because they have no target value.
     files : dict of str to Path
         Paths of everything written.
+    detection : DetectionResult or None
+        Lesion detection, when the configuration has a ``detect:`` section.
     """
 
     config: StudyConfig
@@ -65,6 +67,7 @@ class StudyResult:
     cases: pd.DataFrame
     unlabelled: int
     files: dict[str, Path]
+    detection: Any = None
 
 
 def run_study(config: StudyConfig, *, log: Callable[[str], None] = print) -> StudyResult:
@@ -94,6 +97,13 @@ def run_study(config: StudyConfig, *, log: Callable[[str], None] = print) -> Stu
     out = config.out
     out.mkdir(parents=True, exist_ok=True)
     files: dict[str, Path] = {}
+    detection = None
+    if config.detect is not None:
+        from radharmony.study._detection import run_detection
+
+        step(f"[0/6] detecting lesions in {config.detect.subjects}")
+        detection = run_detection(config.detect, out, n_jobs=config.n_jobs, log=log)
+        files.update({f"detection_{k}": v for k, v in detection.files.items()})
     step(f"[1/6] extracting features from {config.manifest}")
     table_path = out / "features.parquet"
     features = extract_features(
@@ -153,6 +163,7 @@ def run_study(config: StudyConfig, *, log: Callable[[str], None] = print) -> Stu
         cases=cases,
         unlabelled=unlabelled,
         files=files,
+        detection=detection,
     )
     step("[6/6] writing the report")
     from radharmony.report import make_study_report
