@@ -50,6 +50,8 @@ _LAZY_NAMES: dict[str, str] = {
     "save_detector": "radharmony.detect",
     "make_feature_table": "radharmony.datasets",
     "make_longitudinal_feature_table": "radharmony.datasets",
+    "make_longitudinal_cohort": "radharmony.datasets",
+    "analyse_followups": "radharmony.longitudinal",
     "ComBat": "radharmony.harmonize",
     "HarmonizationReport": "radharmony.harmonize",
     "LongitudinalComBat": "radharmony.harmonize",
@@ -65,7 +67,16 @@ _LAZY_NAMES: dict[str, str] = {
     "save_model": "radharmony.model",
 }
 # Stage modules reachable as attributes (``radharmony.explain`` is callable: see its docs).
-_LAZY_MODULES = ("datasets", "detect", "explain", "harmonize", "model", "report", "study")
+_LAZY_MODULES = (
+    "datasets",
+    "detect",
+    "explain",
+    "harmonize",
+    "longitudinal",
+    "model",
+    "report",
+    "study",
+)
 
 
 def __getattr__(name: str) -> Any:
@@ -106,6 +117,7 @@ __all__ = [
     "SyntheticCohort",
     "VolumeConfoundWarning",
     "__version__",
+    "analyse_followups",
     "batch_scorer",
     "build_pipeline",
     "check_compliance",
@@ -125,6 +137,8 @@ __all__ = [
     "make_brain_cohort",
     "make_cohort",
     "make_feature_table",
+    "longitudinal",
+    "make_longitudinal_cohort",
     "make_longitudinal_feature_table",
     "process_lesion",
     "read_features",
