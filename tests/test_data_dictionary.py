@@ -99,6 +99,41 @@ def test_modelling_tables_are_described(project_root: Path) -> None:
         assert name in described, column
 
 
+def test_every_followup_column_is_described(project_root: Path) -> None:
+    from radharmony.datasets._longitudinal import (
+        LONGITUDINAL_MANIFEST_COLUMNS,
+        LONGITUDINAL_TRUTH_COLUMNS,
+    )
+    from radharmony.longitudinal._delta import IDENTITY_COLUMNS
+    from radharmony.longitudinal._matching import TRACK_COLUMNS
+    from radharmony.longitudinal._subject import (
+        LOAD_TABLE_COLUMNS,
+        NEW_LESION_COLUMNS,
+        PAIR_COLUMNS,
+        REGISTRATION_COLUMNS,
+    )
+
+    tables = _dictionary(project_root)
+    expected = {
+        "lesion_tracks": TRACK_COLUMNS,
+        "lesion_load": LOAD_TABLE_COLUMNS,
+        "change_pairs": PAIR_COLUMNS,
+        "new_lesions": NEW_LESION_COLUMNS,
+        "registration": REGISTRATION_COLUMNS,
+        "delta_features": (
+            *IDENTITY_COLUMNS,
+            "<feature>",
+            "delta_<feature>",
+            "delta_rel_<feature>",
+        ),
+        "longitudinal_manifest": LONGITUDINAL_MANIFEST_COLUMNS,
+        "longitudinal_truth": LONGITUDINAL_TRUTH_COLUMNS,
+    }
+    for name, columns in expected.items():
+        missing = sorted(set(columns) - set(tables[name]["name"]))
+        assert not missing, f"data_dictionary/{name}.csv lacks {missing}"
+
+
 def test_detection_and_brain_cohort_tables_are_described(project_root: Path) -> None:
     from radharmony.datasets._brain import BRAIN_GROUND_TRUTH_COLUMNS, BRAIN_MANIFEST_COLUMNS
     from radharmony.detect import LESION_TABLE_COLUMNS, SUBJECT_COLUMNS, rate_check

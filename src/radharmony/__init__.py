@@ -56,8 +56,12 @@ _LAZY_NAMES: dict[str, str] = {
     "load_detector": "radharmony.detect",
     "save_detector": "radharmony.detect",
     "make_feature_table": "radharmony.datasets",
+    "make_longitudinal_feature_table": "radharmony.datasets",
+    "make_longitudinal_cohort": "radharmony.datasets",
+    "analyse_followups": "radharmony.longitudinal",
     "ComBat": "radharmony.harmonize",
     "HarmonizationReport": "radharmony.harmonize",
+    "LongitudinalComBat": "radharmony.harmonize",
     "SelectiveComBat": "radharmony.harmonize",
     "batch_scorer": "radharmony.harmonize",
     "default_harmonizer": "radharmony.harmonize",
@@ -73,7 +77,16 @@ _LAZY_NAMES: dict[str, str] = {
     "predict": "radharmony.explain",
 }
 # Stage modules reachable as attributes (``radharmony.explain`` is callable: see its docs).
-_LAZY_MODULES = ("datasets", "detect", "explain", "harmonize", "model", "report", "study")
+_LAZY_MODULES = (
+    "datasets",
+    "detect",
+    "explain",
+    "harmonize",
+    "longitudinal",
+    "model",
+    "report",
+    "study",
+)
 
 
 def __getattr__(name: str) -> Any:
@@ -104,6 +117,7 @@ __all__ = [
     "HarmonizationReport",
     "HealthyTissueDetector",
     "ImageReadError",
+    "LongitudinalComBat",
     "ManifestError",
     "ModelError",
     "ProcessedLesion",
@@ -114,6 +128,7 @@ __all__ = [
     "SyntheticCohort",
     "VolumeConfoundWarning",
     "__version__",
+    "analyse_followups",
     "batch_scorer",
     "build_pipeline",
     "check_compliance",
@@ -135,6 +150,9 @@ __all__ = [
     "make_cohort",
     "make_feature_table",
     "predict",
+    "longitudinal",
+    "make_longitudinal_cohort",
+    "make_longitudinal_feature_table",
     "process_lesion",
     "read_bids",
     "read_dicom_mask",

@@ -11,6 +11,7 @@ from radharmony.report._explain import case_cards_body, case_table_body, shap_se
 from radharmony.report._extraction import cohort_section_body, cohort_summary, settings_section_body
 from radharmony.report._harmonization import harmonization_section_body
 from radharmony.report._html import escape
+from radharmony.report._longitudinal import longitudinal_section_body, make_longitudinal_report
 from radharmony.report._methods import methods_paragraph
 from radharmony.report._model import (
     calibration_figure,
@@ -23,6 +24,8 @@ __all__ = [
     "calibration_figure",
     "cohort_summary",
     "detection_section_body",
+    "longitudinal_section_body",
+    "make_longitudinal_report",
     "make_study_report",
     "methods_paragraph",
 ]
@@ -75,6 +78,9 @@ def make_study_report(result: Any, *, title: str = "radharmony study report") ->
         report.add_section(
             "harmonisation", "Harmonisation", harmonization_section_body(result.harmonization)
         )
+    if getattr(result, "longitudinal", None) is not None:
+        body = longitudinal_section_body(result.longitudinal, getattr(result, "delta", None))
+        report.add_section("longitudinal", "Follow-up scans", body)
     report.add_section(
         "performance", "Model performance", performance_section_body(evaluation, result.external)
     )
