@@ -33,7 +33,7 @@ def plot_beeswarm(
 def plot_bar(
     explanation: shap.Explanation, *, max_display: int = 15, class_index: int | None = None
 ) -> Figure:
-    """Return a bar figure of global importance (mean |SHAP| per feature).
+    """Return a bar figure of global importance (mean absolute SHAP value per feature).
 
     Parameters
     ----------

@@ -40,7 +40,7 @@ def class_slice(explanation: shap.Explanation, class_index: int | None = None) -
 
 
 def global_importance(explanation: shap.Explanation) -> pd.DataFrame:
-    """Return mean |SHAP| per feature (summed over classes for multi-class), descending.
+    """Return mean absolute SHAP per feature (summed over classes for multi-class), descending.
 
     Returns
     -------
