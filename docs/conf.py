@@ -51,6 +51,9 @@ napoleon_use_rtype = False
 
 # Tutorials: every notebook is executed on each build (they are stored without outputs); a cell
 # that raises fails the build, so the rendered outputs are those of the current code.
+# Progress bars are transient terminal output; on a static page they are dozens of lines of noise,
+# so the kernels (which inherit this environment) run without them.
+os.environ.setdefault("TQDM_DISABLE", "1")
 nb_execution_mode = "force"
 nb_execution_raise_on_error = True
 nb_execution_timeout = 900
