@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from radharmony.cli._output import verbose_of
 from radharmony.errors import ModelError
 
 _MODELS = (
@@ -162,6 +163,7 @@ def _run(args: argparse.Namespace) -> int:
         selection=args.selection,
         n_features=args.n_features,
         calibration=None if args.calibration == "none" else args.calibration,
+        verbose=verbose_of(args),
     )
     harmonized = result.settings["harmonize"]
     meta_batch = batch if harmonized else None
@@ -169,7 +171,9 @@ def _run(args: argparse.Namespace) -> int:
 
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
-    oof_explanation = explain_out_of_fold(result, features, batch=meta_batch, covariates=meta_cov)
+    oof_explanation = explain_out_of_fold(
+        result, features, batch=meta_batch, covariates=meta_cov, verbose=verbose_of(args)
+    )
     contributions = top_contributions(oof_explanation, n=3, index=features.index)
     predictions = result.predictions.join(contributions)
     predictions.index.name = args.id_column or "row"
@@ -180,7 +184,9 @@ def _run(args: argparse.Namespace) -> int:
     if result.per_site is not None:
         result.per_site.to_csv(out / "per_site.csv")
 
-    explanation = explain(result.model, features, batch=meta_batch, covariates=meta_cov)
+    explanation = explain(
+        result.model, features, batch=meta_batch, covariates=meta_cov, verbose=verbose_of(args)
+    )
     global_importance(explanation).to_csv(out / "shap_importance.csv")
     for name, figure in _figures(explanation, result, plot_beeswarm, plot_bar, plot_waterfall):
         figure.savefig(out / name, dpi=120, bbox_inches="tight")
