@@ -137,8 +137,7 @@ def test_notebook_without_ipywidgets_gets_a_text_bar_and_no_warning(
 
 
 def test_notebook_with_ipywidgets_gets_the_widget(monkeypatch: pytest.MonkeyPatch) -> None:
-    pytest.importorskip("ipywidgets")
-    from tqdm.notebook import tqdm as notebook_tqdm
+    from tqdm.notebook import tqdm as notebook_tqdm  # importable without ipywidgets
 
     _fake_kernel(monkeypatch, widgets=True)
     assert _progress.tqdm_class() is notebook_tqdm
