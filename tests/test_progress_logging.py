@@ -294,3 +294,18 @@ def test_an_analysis_cache_outside_the_study_folder_is_never_read(tmp_path: Path
     assert _analysis_cache_folder(tmp_path / "other") == (tmp_path / "other").resolve() / (
         "analysis.cache"
     )
+
+
+@pytest.mark.slow
+def test_quiet_train_prints_the_volume_conclusion_once_and_no_bar(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    table = make_feature_table(40, n_features=4, n_informative=1, n_scanners=1, volume_only=True)
+    table.to_csv(tmp_path / "features.csv", index=False)
+    argv = ["train", str(tmp_path / "features.csv"), "--target", "label", "--id", "subject_id"]
+    argv += ["--drop", "lesion_id,scanner,age,sex", "--model", "logistic_l2", "--cv", "2"]
+    argv += ["--inner-cv", "2", "--n-bootstrap", "100", "--jobs", "1", "--selection", "none"]
+    assert main([*argv, "--out", str(tmp_path / "out"), "--quiet"]) in (0, 1)
+    out, err = capsys.readouterr()
+    assert out.count("does not beat a volume-only model") == 1
+    assert "does not beat" not in err and "%|" not in err
