@@ -14,8 +14,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from radharmony._progress import get_logger
 from radharmony.errors import ModelError
 from radharmony.study._config import StudyConfig, check_study_inputs
+
+_LOG = get_logger(__name__)
 
 
 @dataclass
@@ -207,6 +210,8 @@ ANALYSIS_KEYS: tuple[str, ...] = (
     "n_bootstrap",
     "seed",
 )
+#: Analyses kept in the cache (least recently used ones are removed first).
+ANALYSIS_CACHE_ENTRIES = 4
 #: Distributions whose version is part of the analysis cache key.
 ANALYSIS_DEPENDENCIES: tuple[str, ...] = (
     "radharmony",
@@ -246,14 +251,20 @@ def cached_analysis(
     from joblib import Memory
 
     location = _analysis_cache_folder(config.out) if cache else None
-    compute = Memory(location, verbose=0).cache(_analysis, ignore=["n_jobs", "verbose", "step"])
+    memory = Memory(location, verbose=0)
+    compute = memory.cache(_analysis, ignore=["n_jobs", "verbose", "step"])
     options = {key: getattr(config, key) for key in ANALYSIS_KEYS}
     arguments = (analysed, tuple(columns), options, _dependency_versions())
     extra = {"n_jobs": config.n_jobs, "verbose": verbose, "step": step}
     hit = location is not None and compute.check_call_in_cache(*arguments, **extra)
     if hit:
         step("[3-5/6] harmonisation diagnostics, evaluation and explanations: from the cache")
-    return compute(*arguments, **extra), bool(hit)
+    _LOG.info("analysis cache %s: %s", location, "hit" if hit else "miss")
+    analysis = compute(*arguments, **extra)
+    if location is not None:
+        # Every changed setting adds an entry; the most recent few are enough to go back.
+        memory.reduce_size(items_limit=ANALYSIS_CACHE_ENTRIES)
+    return analysis, bool(hit)
 
 
 def _analysis_cache_folder(out: Path) -> Path | None:
