@@ -61,13 +61,20 @@ def _in_notebook() -> bool:
         return False
 
 
+def _has_ipywidgets() -> bool:
+    try:
+        return importlib.util.find_spec("ipywidgets") is not None
+    except (ImportError, ValueError):  # a broken or blocked installation counts as absent
+        return False
+
+
 def tqdm_class() -> Any:
     """The tqdm class for this front end.
 
     The notebook widget needs ipywidgets; without it tqdm's own automatic choice warns
     ("IProgress not found") and shows nothing useful, so the plain text bar is used instead.
     """
-    if _in_notebook() and importlib.util.find_spec("ipywidgets") is not None:
+    if _in_notebook() and _has_ipywidgets():
         from tqdm.notebook import tqdm as notebook_tqdm
 
         return notebook_tqdm
