@@ -11,6 +11,7 @@ use: worker processes of a parallel extraction and the command line then start q
 from __future__ import annotations
 
 import importlib
+import logging
 from typing import Any
 
 from radharmony._version import __version__
@@ -43,6 +44,10 @@ from radharmony.io import (
     write_bids_derivatives,
 )
 from radharmony.lesions import split_lesions
+
+# Log records go to the "radharmony" logger; what is shown is the application's choice (the
+# command line attaches a handler), so the library only prevents "no handler" fallbacks.
+logging.getLogger("radharmony").addHandler(logging.NullHandler())
 
 # Public names provided on first access, and the module that defines each.
 _LAZY_NAMES: dict[str, str] = {

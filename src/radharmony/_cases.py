@@ -20,6 +20,7 @@ from typing import Any
 import pandas as pd
 
 from radharmony import _cache
+from radharmony._progress import Verbose, get_logger, progress_bar, resolve_verbose
 from radharmony.errors import RadharmonyError
 
 FAILURE_COLUMNS: tuple[str, ...] = (
@@ -31,6 +32,7 @@ FAILURE_COLUMNS: tuple[str, ...] = (
     "message",
 )
 BACKENDS: tuple[str, ...] = ("loky", "dask")
+_LOG = get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -150,6 +152,7 @@ def run_cases(
     progress: bool | None = None,
     description: str = "processing",
     reusable: Callable[[CaseResult], bool] | None = None,
+    verbose: Verbose = None,
 ) -> list[CaseResult]:
     """Run ``work`` on every task and return the results in task order.
 
@@ -172,12 +175,14 @@ def run_cases(
     scheduler : str or dask.distributed.Client, optional
         The scheduler address or a connected client (``backend="dask"``).
     progress : bool, optional
-        Show a progress bar; by default shown for 10 cases or more.
+        Older name of ``verbose`` (True: 1, False: 0).
     description : str
         Label of the progress bar.
     reusable : callable, optional
         Called on a cached result; when it returns False the case is recomputed (e.g. an output
         file the result refers to was deleted).
+    verbose : int or bool, optional
+        0: silent; 1: a progress bar; None (default): a bar for 10 cases or more.
 
     Returns
     -------
@@ -197,10 +202,12 @@ def run_cases(
         cached = [r if r is None or reusable(r) else None for r in cached]
     results = [r for r in cached if r is not None]
     todo = [t for t, r in zip(tasks, cached, strict=True) if r is None]
+    _LOG.info("%s: %d case(s) from the cache, %d to run", description, len(results), len(todo))
     if todo:
         dispatch = _run_dask if backend == "dask" else _run_local
         stream = dispatch(_largest_first(todo), work, cache, n_jobs, scheduler)
-        results += _collect(stream, len(todo), progress, description)
+        level = resolve_verbose(verbose, progress)
+        results += _collect(stream, len(todo), level, description)
     results.sort(key=lambda r: r.position)
     return results
 
@@ -237,19 +244,17 @@ def _largest_first(tasks: list[CaseTask]) -> list[CaseTask]:
 
 
 def _collect(
-    stream: Iterable[CaseResult], total: int, progress: bool | None, description: str
+    stream: Iterable[CaseResult], total: int, verbose: int | None, description: str
 ) -> list[CaseResult]:
-    show = total >= 10 if progress is None else progress
-    if not show:
-        return list(stream)
-    from tqdm.auto import tqdm
-
-    results = []
-    with tqdm(total=total, desc=description, unit="case") as bar:
-        for result in stream:
-            results.append(result)
-            bar.update(1)
-    return results
+    bar = progress_bar(
+        stream,
+        total=total,
+        description=description,
+        verbose=verbose,
+        unit="case",
+        automatic_from=10,
+    )
+    return list(bar)
 
 
 def _run_local(

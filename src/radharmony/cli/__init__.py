@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from radharmony._version import __version__
+from radharmony.cli._output import add_output_options, command_output
 from radharmony.errors import RadharmonyError
 
 
@@ -31,6 +32,10 @@ def build_parser() -> argparse.ArgumentParser:
             continue
         module = importlib.import_module(f"{__name__}.{module_info.name}")
         module.register(subparsers)
+    # Output flags are common to every command, before or after the command's name.
+    add_output_options(parser, top_level=True)
+    for command in subparsers.choices.values():
+        add_output_options(command, top_level=False)
     return parser
 
 
@@ -46,7 +51,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
+        with command_output(args):
+            return int(args.func(args) or 0)
     except RadharmonyError as err:
         print(f"radharmony {args.command}: error: {err}", file=sys.stderr)
         return 2

@@ -6,6 +6,8 @@ import argparse
 import os
 from pathlib import Path
 
+from radharmony.cli._output import verbose_of
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``demo`` command."""
@@ -41,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
 
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
-    print(f"writing the synthetic cohort ({args.subjects} subjects, {args.scanners} scanners)")
+    if not args.quiet:
+        print(f"writing the synthetic cohort ({args.subjects} subjects, {args.scanners} scanners)")
     cohort = make_cohort(args.subjects, args.scanners, args.seed, out / "cohort")
     ibsi = args.ibsi_data or os.environ.get("RADHARMONY_IBSI_DATA")
     config = StudyConfig(
@@ -58,6 +61,6 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         ibsi_data=Path(ibsi) if ibsi else None,
     )
-    result = run_study(config)
+    result = run_study(config, verbose=verbose_of(args))
     print(f"report: {result.files['report'].resolve()}")
     return 0

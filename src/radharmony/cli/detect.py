@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
 
     channels = _names(args.channels) or []
     cache = None if args.no_cache else (args.cache_dir or args.out / "cache")
-    options = {"n_jobs": args.jobs, "cache_dir": cache, "progress": True}
+    options = {"n_jobs": args.jobs, "cache_dir": cache, "verbose": 0 if args.quiet else 1}
     if args.detector is not None:
         detector = load_detector(args.detector)
         if [str(c) for c in detector.channels] != channels:

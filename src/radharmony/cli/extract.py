@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from radharmony.cli._output import verbose_of
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``extract`` command."""
@@ -88,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
         cache_dir=cache,
         connectivity=args.connectivity,
         min_lesion_voxels=args.min_lesion_voxels,
+        verbose=verbose_of(args),
     )
     paths = write_features(features, args.out)
     print(summary_line(features))

@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from radharmony.cli._output import verbose_of
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``longitudinal`` command."""
@@ -100,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
         "min_lesion_mm3": args.min_lesion_mm3,
         "n_jobs": args.jobs,
         "cache_dir": cache,
+        "verbose": verbose_of(args),
     }
     if args.reference is not None:
         calibration = calibrate_change(
@@ -120,6 +123,7 @@ def run(args: argparse.Namespace) -> int:
             args.settings,
             n_jobs=args.jobs,
             cache_dir=None if cache is None else Path(cache) / "features",
+            verbose=verbose_of(args),
         )
         write_features(delta, args.out / "delta_features.parquet")
         extraction_failures = pd.DataFrame(delta.attrs.get("failures", []))

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from radharmony.cli._output import verbose_of
 from radharmony.errors import ModelError
 
 
@@ -69,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
             reader=None if not args.reader else table[args.reader].to_numpy(),
             n_top=args.top,
             return_explanation=True,
+            verbose=verbose_of(args),
         )
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)

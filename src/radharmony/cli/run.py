@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from radharmony.cli._output import verbose_of
+
 EXAMPLE = """\
 manifest: cohort/manifest.csv      # subject_id, image, mask, scanner, covariates
 out: study-output
@@ -25,13 +27,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="run a whole study configured in one YAML file",
         description=(
             "Extract, check, harmonise, evaluate, explain and report a study configured in one "
-            "YAML file (validated before anything runs). Extraction is cached in the output "
-            "folder, so running the same command again resumes an interrupted study.\n\n"
+            "YAML file (validated before anything runs). Extraction and the analysis are cached "
+            "in the output folder, so running the same command again resumes an interrupted "
+            "study and recomputes nothing that is unchanged (--no-cache: compute again).\n\n"
             "Example configuration:\n\n" + EXAMPLE
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("config", type=Path, help="study configuration (YAML)")
+    parser.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="compute extraction and analysis again, ignoring (and not writing) the caches",
+    )
     parser.set_defaults(func=run)
 
 
@@ -40,6 +48,6 @@ def run(args: argparse.Namespace) -> int:
     from radharmony.study import load_study_config, run_study
 
     config = load_study_config(args.config)
-    result = run_study(config)
+    result = run_study(config, verbose=verbose_of(args), cache=not args.no_cache)
     print(f"report: {result.files['report'].resolve()}")
     return 0

@@ -6,9 +6,11 @@ import argparse
 import json
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
+from radharmony.cli._output import verbose_of
 from radharmony.errors import ModelError
 
 _MODELS = (
@@ -106,8 +108,12 @@ def run(args: argparse.Namespace) -> int:
     matplotlib.use("Agg")
     from threadpoolctl import threadpool_limits
 
+    from radharmony.model import VolumeConfoundWarning
+
     # Many small fits: extra BLAS/OpenMP threads only contend with each other.
-    with threadpool_limits(limits=1):
+    with threadpool_limits(limits=1), warnings.catch_warnings():
+        # The summary prints the volume check's conclusion; the warning would repeat it.
+        warnings.simplefilter("ignore", VolumeConfoundWarning)
         return _run(args)
 
 
@@ -162,6 +168,7 @@ def _run(args: argparse.Namespace) -> int:
         selection=args.selection,
         n_features=args.n_features,
         calibration=None if args.calibration == "none" else args.calibration,
+        verbose=verbose_of(args),
     )
     harmonized = result.settings["harmonize"]
     meta_batch = batch if harmonized else None
@@ -169,7 +176,9 @@ def _run(args: argparse.Namespace) -> int:
 
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
-    oof_explanation = explain_out_of_fold(result, features, batch=meta_batch, covariates=meta_cov)
+    oof_explanation = explain_out_of_fold(
+        result, features, batch=meta_batch, covariates=meta_cov, verbose=verbose_of(args)
+    )
     contributions = top_contributions(oof_explanation, n=3, index=features.index)
     predictions = result.predictions.join(contributions)
     predictions.index.name = args.id_column or "row"
@@ -180,7 +189,9 @@ def _run(args: argparse.Namespace) -> int:
     if result.per_site is not None:
         result.per_site.to_csv(out / "per_site.csv")
 
-    explanation = explain(result.model, features, batch=meta_batch, covariates=meta_cov)
+    explanation = explain(
+        result.model, features, batch=meta_batch, covariates=meta_cov, verbose=verbose_of(args)
+    )
     global_importance(explanation).to_csv(out / "shap_importance.csv")
     for name, figure in _figures(explanation, result, plot_beeswarm, plot_bar, plot_waterfall):
         figure.savefig(out / name, dpi=120, bbox_inches="tight")

@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from radharmony._progress import resolve_verbose
 from radharmony.detect._cohort import DetectionResult
 from radharmony.detect._detector import HealthyTissueDetector
 
@@ -24,6 +25,7 @@ def detect_lesions(
     scheduler: Any = None,
     cache_dir: str | Path | None = None,
     progress: bool | None = None,
+    verbose: bool | int | None = None,
     **settings: Any,
 ) -> DetectionResult:
     """Learn healthy tissue on ``reference`` subjects, then detect the lesions of ``subjects``.
@@ -41,7 +43,7 @@ def detect_lesions(
         Channel columns; the first defines the grid of the outputs.
     out_dir : str or Path
         Output folder (see :meth:`HealthyTissueDetector.detect`).
-    base_dir, n_jobs, backend, scheduler, cache_dir, progress
+    base_dir, n_jobs, backend, scheduler, cache_dir, progress, verbose
         Execution options (as in :func:`radharmony.extract_features`).
     **settings
         Parameters of :class:`HealthyTissueDetector`.
@@ -56,7 +58,7 @@ def detect_lesions(
         "backend": backend,
         "scheduler": scheduler,
         "cache_dir": cache_dir,
-        "progress": progress,
+        "verbose": resolve_verbose(verbose, progress),
     }
     detector = HealthyTissueDetector(channels, **settings).fit(reference, **options)
     return detector.detect(subjects, out_dir, **options)

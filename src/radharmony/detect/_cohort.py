@@ -79,7 +79,7 @@ def detect_cohort(
     backend: str,
     scheduler: Any,
     cache_dir: str | Path | None,
-    progress: bool | None,
+    progress: int | None,
 ) -> DetectionResult:
     """Run detection per subject and write every output (see ``HealthyTissueDetector.detect``)."""
     from radharmony.detect._fitting import fingerprint, tasks_of
@@ -105,7 +105,7 @@ def detect_cohort(
         n_jobs=n_jobs,
         backend=backend,
         scheduler=scheduler,
-        progress=progress,
+        verbose=progress,
         description="detecting",
         reusable=_outputs_exist,
     )

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
 
+from radharmony._progress import resolve_verbose
 from radharmony.detect import _work
 from radharmony.detect._calibration import held_out_rates, rate_check, rate_threshold
 from radharmony.detect._fitting import fit_reference
@@ -165,6 +166,7 @@ class HealthyTissueDetector(BaseEstimator):
         scheduler: Any = None,
         cache_dir: str | Path | None = None,
         progress: bool | None = None,
+        verbose: bool | int | None = None,
     ) -> HealthyTissueDetector:
         """Learn standardisation, healthy model and calibration from reference subjects.
 
@@ -179,7 +181,7 @@ class HealthyTissueDetector(BaseEstimator):
             Ignored (scikit-learn convention).
         base_dir : str or Path, optional
             Folder that relative paths of a DataFrame manifest are resolved against.
-        n_jobs, backend, scheduler, cache_dir, progress
+        n_jobs, backend, scheduler, cache_dir, progress, verbose
             Per-subject execution, as in :func:`radharmony.extract_features`: local processes
             or a Dask cluster, a cache of per-subject results (resumable), a progress bar.
 
@@ -198,7 +200,7 @@ class HealthyTissueDetector(BaseEstimator):
             backend=backend,
             scheduler=scheduler,
             cache_dir=cache_dir,
-            progress=progress,
+            progress=resolve_verbose(verbose, progress),
         )
 
     def _check_options(self) -> dict[str, Any]:
@@ -343,6 +345,7 @@ class HealthyTissueDetector(BaseEstimator):
         scheduler: Any = None,
         cache_dir: str | Path | None = None,
         progress: bool | None = None,
+        verbose: bool | int | None = None,
     ) -> DetectionResult:
         """Detect the lesions of every subject of a manifest and write the outputs.
 
@@ -360,7 +363,7 @@ class HealthyTissueDetector(BaseEstimator):
             only to measure the overlap of the detections).
         out_dir : str or Path
             Output folder.
-        base_dir, n_jobs, backend, scheduler, cache_dir, progress
+        base_dir, n_jobs, backend, scheduler, cache_dir, progress, verbose
             As for :meth:`fit`.
 
         Returns
@@ -379,7 +382,7 @@ class HealthyTissueDetector(BaseEstimator):
             backend=backend,
             scheduler=scheduler,
             cache_dir=cache_dir,
-            progress=progress,
+            progress=resolve_verbose(verbose, progress),
         )
 
     def score_subject(

@@ -37,7 +37,7 @@ def fit_reference(
     backend: str,
     scheduler: Any,
     cache_dir: Any,
-    progress: bool | None,
+    progress: int | None,
 ) -> Any:
     """Fit ``detector`` (model, calibration, references, failures) on a channel manifest."""
     run = partial(
@@ -46,7 +46,7 @@ def fit_reference(
         backend=backend,
         scheduler=scheduler,
         cache_dir=cache_dir,
-        progress=progress,
+        verbose=progress,
     )
     tasks = tasks_of(table, detector.channels, salted=True)
     sampled = run(

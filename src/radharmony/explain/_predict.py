@@ -22,6 +22,7 @@ def predict(
     reader: ArrayLike | None = None,
     n_top: int = 3,
     return_explanation: bool = False,
+    verbose: bool | int | None = None,
 ) -> Any:
     """Apply a trained model to new patients: one row per case, ready for a second reader.
 
@@ -52,6 +53,8 @@ def predict(
         Number of SHAP contributions per case.
     return_explanation : bool
         Also return the :class:`shap.Explanation` (for waterfall figures).
+    verbose : int or bool, optional
+        0: silent; otherwise (default) a progress bar over the ensemble members explained.
 
     Returns
     -------
@@ -60,7 +63,7 @@ def predict(
     """
     table = predict_cases(model, X, batch=batch, covariates=covariates, sites=sites, reader=reader)
     features = X[[str(c) for c in model.feature_names_in_]].astype(float)
-    explanation = explain(model, features, batch=batch, covariates=covariates)
+    explanation = explain(model, features, batch=batch, covariates=covariates, verbose=verbose)
     contributions = top_contributions(explanation, n=n_top, index=table.index)
     table = table.join(contributions)
     return (table, explanation) if return_explanation else table

@@ -22,6 +22,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.svm import LinearSVC
 from sklearn.tree import DecisionTreeClassifier
 
+from radharmony._progress import progress_bar
 from radharmony.errors import ModelError
 from radharmony.model import CalibratedPipeline, selected_features
 
@@ -58,6 +59,7 @@ def explain(
     background_covariates: pd.DataFrame | None = None,
     max_background: int = 100,
     random_state: int = 0,
+    verbose: bool | int | None = None,
 ) -> shap.Explanation:
     """Return SHAP values of a fitted model for the rows of ``X``, on the original features.
 
@@ -92,6 +94,8 @@ def explain(
         Largest number of background rows.
     random_state : int
         Seed of the background sub-sample and of the permutation explainer.
+    verbose : int or bool, optional
+        0: silent; otherwise (default) a progress bar over the ensemble members.
 
     Returns
     -------
@@ -127,7 +131,9 @@ def explain(
             random_state,
             names,
         )
-        for member in members
+        for member in progress_bar(
+            members, description="SHAP", verbose=verbose, unit="model", automatic_from=2
+        )
     ]
     values = np.mean([p[0] for p in parts], axis=0)
     base = np.mean([p[1] for p in parts], axis=0)

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import shap
 
+from radharmony._progress import progress_bar
 from radharmony.errors import ModelError
 from radharmony.explain._shap import explain
 
@@ -109,6 +110,7 @@ def explain_out_of_fold(
     batch: Any = None,
     covariates: pd.DataFrame | None = None,
     max_background: int = 100,
+    verbose: bool | int | None = None,
 ) -> shap.Explanation:
     """Explain every case with the outer-fold model that predicted it (out of fold).
 
@@ -125,6 +127,8 @@ def explain_out_of_fold(
         The same batch and covariates as passed to ``evaluate`` (needed when it harmonised).
     max_background : int
         Largest number of background rows per fold.
+    verbose : int or bool, optional
+        0: silent; otherwise (default) a progress bar over the outer folds.
 
     Returns
     -------
@@ -139,7 +143,10 @@ def explain_out_of_fold(
     cov = None if covariates is None else pd.DataFrame(covariates)
     values: np.ndarray | None = None
     base: np.ndarray | None = None
-    for model, (train, test) in zip(result.fold_models, result.splits, strict=True):
+    folds = list(zip(result.fold_models, result.splits, strict=True))
+    for model, (train, test) in progress_bar(
+        folds, description="out-of-fold SHAP", verbose=verbose, unit="fold"
+    ):
         explanation = explain(
             model,
             features.iloc[test],
@@ -149,6 +156,7 @@ def explain_out_of_fold(
             background_batch=None if batch_arr is None else batch_arr[train],
             background_covariates=None if cov is None else cov.iloc[train],
             max_background=max_background,
+            verbose=0,
         )
         fold_values = np.asarray(explanation.values)
         fold_base = np.asarray(explanation.base_values)

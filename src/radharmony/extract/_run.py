@@ -50,6 +50,7 @@ def extract_features(
     base_dir: str | Path | None = None,
     backend: str = "loky",
     scheduler: Any = None,
+    verbose: bool | int | None = None,
 ) -> pd.DataFrame:
     """Extract radiomic features for every lesion of every image in a cohort.
 
@@ -71,7 +72,7 @@ def extract_features(
     min_lesion_voxels : int
         Lesions with fewer voxels are dropped and counted.
     progress : bool, optional
-        Show a progress bar; by default shown for 10 cases or more.
+        Older name of ``verbose``, still accepted (True: 1, False: 0).
     base_dir : str or Path, optional
         Folder that relative paths of a DataFrame manifest are resolved against.
     backend : {"loky", "dask"}
@@ -82,6 +83,8 @@ def extract_features(
     scheduler : str or dask.distributed.Client, optional
         With ``backend="dask"``: the scheduler address (``"tcp://host:8786"``) or a connected
         client. ``n_jobs`` is ignored; the cluster's workers decide the parallelism.
+    verbose : int or bool, optional
+        0: silent; 1: a progress bar; default: a bar for 10 cases or more.
 
     Returns
     -------
@@ -134,6 +137,7 @@ def extract_features(
         backend=backend,
         scheduler=scheduler,
         progress=progress,
+        verbose=verbose,
         description="extracting",
     )
     features = _assemble(table, results)

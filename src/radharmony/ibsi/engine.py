@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk
 
+from radharmony._progress import scoped_logger_level
 from radharmony.ibsi._native import NATIVE_CLASSES, native_features
 from radharmony.ibsi.names import family_columns
 from radharmony.ibsi.processing import ProcessedLesion, process_lesion
@@ -98,10 +99,16 @@ def features_from_processed(
     dict
         Column name to value.
     """
-    import radiomics  # noqa: F401  (importing it resets its logger level)
+    import radiomics  # noqa: F401  (its first import sets its own logger level)
 
     settings = lesion.settings if settings is None else settings
-    logging.getLogger(_LOGGER_NAME).setLevel(logging.ERROR)
+    # pyradiomics logs every feature class; it is quiet while our call runs, and the level the
+    # user set for the "radiomics" logger is back when it returns.
+    with scoped_logger_level(_LOGGER_NAME, logging.ERROR):
+        return _features(lesion, settings)
+
+
+def _features(lesion: ProcessedLesion, settings: ExtractionSettings) -> dict[str, float]:
     families = set(settings.feature_classes)
     values: dict[str, float] = {}
     if "shape" in families:

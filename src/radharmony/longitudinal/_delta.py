@@ -47,6 +47,7 @@ def delta_radiomics(
     scheduler: Any = None,
     progress: bool | None = None,
     base_dir: str | Path | None = None,
+    verbose: bool | int | None = None,
 ) -> pd.DataFrame:
     """Return features per matched lesion and visit, with their change since the previous visit.
 
@@ -64,7 +65,7 @@ def delta_radiomics(
         ``LongitudinalResult.tracks``.
     settings : str, dict, path or ExtractionSettings, optional
         Extraction settings (default ``"default"``).
-    n_jobs, cache_dir, connectivity, backend, scheduler, progress, base_dir
+    n_jobs, cache_dir, connectivity, backend, scheduler, progress, base_dir, verbose
         As in :func:`radharmony.extract_features`.
 
     Returns
@@ -106,6 +107,7 @@ def delta_radiomics(
         backend=backend,
         scheduler=scheduler,
         progress=progress,
+        verbose=verbose,
     )
     failures = features.attrs.get("failures", [])
     provenance = features.attrs.get("provenance", {})

@@ -16,6 +16,7 @@ import SimpleITK as sitk
 
 from radharmony import _cache
 from radharmony._cases import CaseResult, CaseTask, failure_table, run_cases
+from radharmony._progress import resolve_verbose
 from radharmony._version import __version__
 from radharmony.detect import held_out_rates, rate_check, rate_threshold
 from radharmony.errors import RadharmonyError
@@ -203,6 +204,7 @@ def analyse_followups(
     cache_dir: str | Path | None = None,
     progress: bool | None = None,
     base_dir: str | Path | None = None,
+    verbose: bool | int | None = None,
 ) -> LongitudinalResult:
     """Analyse follow-up scans: change maps, new lesions, lesion tracks and lesion load.
 
@@ -243,8 +245,11 @@ def analyse_followups(
     n_jobs, backend, scheduler, cache_dir, progress
         As in :func:`radharmony.extract_features`: local worker processes or a Dask cluster,
         per-subject results cached by the bytes of every file of the subject and the options.
+        ``progress`` is the older name of ``verbose``.
     base_dir : str or Path, optional
         Folder that relative paths of a DataFrame manifest are resolved against.
+    verbose : int or bool, optional
+        0: silent; 1: a progress bar; default: a bar for 10 subjects or more.
 
     Returns
     -------
@@ -272,7 +277,7 @@ def analyse_followups(
         n_jobs=n_jobs,
         backend=backend,
         scheduler=scheduler,
-        progress=progress,
+        verbose=resolve_verbose(verbose, progress),
         description="follow-ups",
         reusable=_maps_exist,
     )
@@ -339,6 +344,7 @@ def calibrate_change(
     cache_dir: str | Path | None = None,
     progress: bool | None = None,
     base_dir: str | Path | None = None,
+    verbose: bool | int | None = None,
 ) -> ChangeCalibration:
     """Learn change thresholds from reference subjects (never from the subjects analysed).
 
@@ -358,7 +364,7 @@ def calibrate_change(
         The target.
     channels, channel_signs, register, change, min_lesion_mm3, connectivity
         Must match those of the analysis the calibration is used in.
-    n_jobs, backend, scheduler, cache_dir, progress, base_dir
+    n_jobs, backend, scheduler, cache_dir, progress, base_dir, verbose
         As in :func:`analyse_followups`.
 
     Returns
@@ -400,7 +406,7 @@ def calibrate_change(
         n_jobs=n_jobs,
         backend=backend,
         scheduler=scheduler,
-        progress=progress,
+        verbose=resolve_verbose(verbose, progress),
         description="reference follow-ups",
     )
     scores = [(t.subject_id, r.rows) for t, r in zip(tasks, results, strict=True)]

@@ -17,6 +17,7 @@ from sklearn.model_selection import LeaveOneGroupOut, StratifiedGroupKFold, Stra
 from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
+from radharmony._progress import progress_bar
 from radharmony.errors import HarmonizationError, ModelError
 from radharmony.model import _checks, _volume
 from radharmony.model._calibration import CalibratedPipeline, uses_harmonizer
@@ -89,6 +90,7 @@ def evaluate(
     domain_alpha: float = 0.01,
     random_state: int = 0,
     n_jobs: int | None = None,
+    verbose: bool | int | None = None,
     **pipeline_options: Any,
 ) -> EvaluationResult:
     """Evaluate a radiomic classifier with nested, patient-grouped cross-validation.
@@ -165,6 +167,8 @@ def evaluate(
         Outer folds (and the final fit) and bootstrap resamples run in parallel with joblib;
         every fit is seeded by ``random_state`` and its fold, so results are identical for
         any ``n_jobs``.
+    verbose : int or bool, optional
+        0: silent; otherwise (default) progress bars over the outer folds and the bootstrap.
     **pipeline_options
         Passed to :func:`build_pipeline` (``selection``, ``n_features``, ``calibration``, ...).
 
@@ -210,6 +214,7 @@ def evaluate(
             domain_alpha=domain_alpha,
             random_state=random_state,
             n_jobs=n_jobs,
+            verbose=verbose,
             **pipeline_options,
         )
 
@@ -236,6 +241,7 @@ def _evaluate(
     domain_alpha: float,
     random_state: int,
     n_jobs: int | None,
+    verbose: bool | int | None,
     **pipeline_options: Any,
 ) -> EvaluationResult:
     """Body of :func:`evaluate` (same parameters)."""
@@ -287,8 +293,12 @@ def _evaluate(
         (f"outer fold {k}", train, test) for k, (train, test) in enumerate(splits)
     ]
     runs.append(("the final model (all rows)", np.arange(len(data.y)), None))
-    outputs = Parallel(n_jobs=n_jobs)(
+    # Results come back in submission order as they finish, so the bar moves per fit.
+    stream = Parallel(n_jobs=n_jobs, return_as="generator")(
         delayed(_run)(template, data, train, test, where) for where, train, test in runs
+    )
+    outputs = list(
+        progress_bar(stream, total=len(runs), description="nested CV fits", verbose=verbose)
     )
     final_model = outputs[-1][0]
     proba = np.full((len(data.y), classes.size), np.nan)
@@ -321,6 +331,7 @@ def _evaluate(
         n_resamples=n_bootstrap,
         random_state=random_state,
         n_jobs=n_jobs,
+        verbose=verbose,
     )
     true_index = np.searchsorted(classes, data.y)
     from radharmony.model._conformal import coverage_table

@@ -8,6 +8,8 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import stats
 from scipy.special import expit, logit
 
+from radharmony._progress import progress_bar
+
 #: Metric names in the order :func:`classification_metrics` returns them.
 METRIC_NAMES: tuple[str, ...] = (
     "roc_auc",
@@ -70,6 +72,7 @@ def bootstrap_metrics(
     method: str = "BCa",
     random_state: int = 0,
     n_jobs: int | None = None,
+    verbose: bool | int | None = None,
 ) -> pd.DataFrame:
     """Return every metric with a class-stratified patient bootstrap confidence interval.
 
@@ -99,6 +102,8 @@ def bootstrap_metrics(
         result does not depend on ``n_jobs``).
     n_jobs : int, optional
         Parallel evaluation of the resamples (joblib).
+    verbose : int or bool, optional
+        0: silent; otherwise (default) a progress bar over the resamples.
 
     Returns
     -------
@@ -120,9 +125,10 @@ def bootstrap_metrics(
         for members in strata:
             draws[b, members] = members[rng.integers(0, members.size, members.size)]
     chunks = np.array_split(np.arange(n_resamples), max(1, min(n_resamples, 8)))
-    parts = Parallel(n_jobs=n_jobs)(
+    stream = Parallel(n_jobs=n_jobs, return_as="generator")(
         delayed(_resample_metrics)(onehot, proba, clusters, draws[chunk]) for chunk in chunks
     )
+    parts = list(progress_bar(stream, total=len(chunks), description="bootstrap", verbose=verbose))
     replicates = np.vstack(parts) if parts else np.zeros((0, len(METRIC_NAMES)))
     estimate = _metric_vector(onehot, proba, 10)
     alpha = (1.0 - confidence_level) / 2.0

@@ -140,7 +140,12 @@ def _setting_problems(channels: list[str], settings: dict[str, Any]) -> list[str
 
 
 def run_detection(
-    config: DetectConfig, out: Path, *, n_jobs: int, log: Callable[[str], None]
+    config: DetectConfig,
+    out: Path,
+    *,
+    n_jobs: int,
+    log: Callable[[str], None],
+    verbose: bool | int | None = None,
 ) -> Any:
     """Fit (or load) the detector and detect the study's lesions in ``out/detection``.
 
@@ -151,7 +156,11 @@ def run_detection(
     from radharmony.detect import HealthyTissueDetector, load_detector
 
     folder = out / DETECTION_FOLDER
-    options = {"n_jobs": n_jobs, "cache_dir": folder / "cache", "progress": True}
+    options = {
+        "n_jobs": n_jobs,
+        "cache_dir": folder / "cache",
+        "verbose": 1 if verbose is None else verbose,
+    }
     if config.detector is not None:
         detector = load_detector(config.detector)
     else:

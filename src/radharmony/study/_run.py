@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from radharmony._progress import get_logger
 from radharmony.errors import ModelError
 from radharmony.study._config import StudyConfig, check_study_inputs
+
+_LOG = get_logger(__name__)
 
 
 @dataclass
@@ -52,6 +57,9 @@ class StudyResult:
         Paths of everything written.
     detection : DetectionResult or None
         Lesion detection, when the configuration has a ``detect:`` section.
+    analysis_from_cache : bool
+        True when harmonisation diagnostics, evaluation and explanations were read back from
+        the study's analysis cache instead of being computed.
     """
 
     config: StudyConfig
@@ -68,20 +76,35 @@ class StudyResult:
     unlabelled: int
     files: dict[str, Path]
     detection: Any = None
+    analysis_from_cache: bool = False
 
 
-def run_study(config: StudyConfig, *, log: Callable[[str], None] = print) -> StudyResult:
+def run_study(
+    config: StudyConfig,
+    *,
+    log: Callable[[str], None] | None = None,
+    verbose: bool | int | None = None,
+    cache: bool = True,
+) -> StudyResult:
     """Run every step of a study and write its tables, figures, model and report.
 
     Extraction is cached per case in ``<out>/features.parquet.cache``, so a study that was
-    interrupted resumes where it stopped; later steps are quick and recomputed.
+    interrupted resumes where it stopped. Harmonisation diagnostics, the nested evaluation (with
+    its bootstrap) and the SHAP explanations are cached together in ``<out>/analysis.cache``,
+    keyed by the analysed table (features and labels), the configuration keys that change them
+    and the versions of radharmony and its numerical dependencies: running the same study again
+    only rewrites the outputs.
 
     Parameters
     ----------
     config : StudyConfig
         The validated configuration (see :func:`load_study_config`).
-    log : callable
-        Receives one line per step.
+    log : callable, optional
+        Receives one line per step; default: :func:`print`, or nothing with ``verbose=0``.
+    verbose : int or bool, optional
+        0: no progress bars and no step lines; default: both.
+    cache : bool
+        False computes everything again without reading or writing the caches.
 
     Returns
     -------
@@ -92,6 +115,8 @@ def run_study(config: StudyConfig, *, log: Callable[[str], None] = print) -> Stu
     # A missing labels file or a wrong target must not cost an extraction first.
     check_study_inputs(config)
     started = time.perf_counter()
+    if log is None:
+        log = _silent if verbose is not None and int(verbose) == 0 else print
 
     def step(message: str) -> None:
         log(f"{message}  ({time.perf_counter() - started:.0f} s)")
@@ -104,7 +129,9 @@ def run_study(config: StudyConfig, *, log: Callable[[str], None] = print) -> Stu
         from radharmony.study._detection import run_detection
 
         step(f"[0/6] detecting lesions in {config.detect.subjects}")
-        detection = run_detection(config.detect, out, n_jobs=config.n_jobs, log=log)
+        detection = run_detection(
+            config.detect, out, n_jobs=config.n_jobs, log=log, verbose=verbose
+        )
         files.update({f"detection_{k}": v for k, v in detection.files.items()})
     step(f"[1/6] extracting features from {config.manifest}")
     table_path = out / "features.parquet"
@@ -112,10 +139,10 @@ def run_study(config: StudyConfig, *, log: Callable[[str], None] = print) -> Stu
         config.manifest,
         settings=config.settings,
         n_jobs=config.n_jobs,
-        cache_dir=out / "features.parquet.cache",
+        cache_dir=out / "features.parquet.cache" if cache else None,
         connectivity=config.connectivity,
         min_lesion_voxels=config.min_lesion_voxels,
-        progress=True,
+        verbose=1 if verbose is None else verbose,
     )
     files.update({f"features_{k}": v for k, v in write_features(features, table_path).items()})
     log(
@@ -130,24 +157,10 @@ def run_study(config: StudyConfig, *, log: Callable[[str], None] = print) -> Stu
     columns = _feature_columns(analysed, config.target)
     X = analysed[columns]
     y = analysed[config.target].astype(str).to_numpy()
-    batch = analysed["scanner"].astype(str).to_numpy()
-    groups = analysed["subject_id"].astype(str).to_numpy()
-    covariates = analysed[list(config.covariates)] if config.covariates else None
-
-    step("[3/6] harmonisation diagnostics")
-    harmonization = _harmonization(X, batch, covariates, y, config)
-
-    step(f"[4/6] nested {config.cv}-fold cross-validation (harmonisation inside the folds)")
-    evaluation = _evaluate(X, y, groups, batch, covariates, analysed, config, cv=config.cv)
-    external = None
-    if config.leave_one_scanner_out and len(set(batch)) > 1:
-        step("      leave-one-scanner-out validation")
-        external = _evaluate(
-            X, y, groups, batch, covariates, analysed, config, cv="leave-one-site-out"
-        )
-
-    step("[5/6] SHAP explanations")
-    explanation, oof_explanation, cases = _explanations(evaluation, X, batch, covariates, analysed)
+    analysis, from_cache = cached_analysis(
+        analysed, columns, config, cache=cache, step=step, verbose=verbose
+    )
+    harmonization, evaluation, external, explanation, oof_explanation, cases = analysis
     files.update(_write_tables(out, evaluation, external, harmonization, explanation, cases))
     files["model"] = _save_model(out, evaluation, X, y, config)
 
@@ -166,6 +179,7 @@ def run_study(config: StudyConfig, *, log: Callable[[str], None] = print) -> Stu
         unlabelled=unlabelled,
         files=files,
         detection=detection,
+        analysis_from_cache=from_cache,
     )
     step("[6/6] writing the report")
     from radharmony.report import make_study_report
@@ -173,6 +187,146 @@ def run_study(config: StudyConfig, *, log: Callable[[str], None] = print) -> Stu
     files["report"] = make_study_report(result).save_as_html(out / "report.html")
     step("done")
     return result
+
+
+def _silent(line: str) -> None:
+    """A ``log`` that drops every line."""
+
+
+#: Configuration keys that change harmonisation diagnostics, evaluation or explanations.
+ANALYSIS_KEYS: tuple[str, ...] = (
+    "target",
+    "covariates",
+    "harmonize",
+    "model",
+    "selection",
+    "n_features",
+    "calibration",
+    "cv",
+    "inner_cv",
+    "leave_one_scanner_out",
+    "conformal_level",
+    "mondrian",
+    "n_bootstrap",
+    "seed",
+)
+#: Analyses kept in the cache (least recently used ones are removed first).
+ANALYSIS_CACHE_ENTRIES = 4
+#: Distributions whose version is part of the analysis cache key.
+ANALYSIS_DEPENDENCIES: tuple[str, ...] = (
+    "radharmony",
+    "numpy",
+    "pandas",
+    "scipy",
+    "scikit-learn",
+    "shap",
+    "neuroCombat",
+    "joblib",
+)
+
+
+def cached_analysis(
+    analysed: pd.DataFrame,
+    columns: list[str],
+    config: StudyConfig,
+    *,
+    cache: bool = True,
+    step: Callable[[str], None] = _silent,
+    verbose: bool | int | None = None,
+) -> tuple[tuple[Any, ...], bool]:
+    """Run (or read back) harmonisation diagnostics, evaluation and explanations of a study.
+
+    The cache is a :class:`joblib.Memory` in ``<out>/analysis.cache``; its key is the analysed
+    table, the feature columns, the configuration keys in :data:`ANALYSIS_KEYS` and the versions
+    of :data:`ANALYSIS_DEPENDENCIES` (``n_jobs`` does not change results and is not part of
+    it). Only that folder is ever read; a folder that resolves elsewhere (a symbolic link) is
+    not used.
+
+    Returns
+    -------
+    tuple
+        ``(harmonization, evaluation, external, explanation, oof_explanation, cases)`` and
+        whether it came from the cache.
+    """
+    from joblib import Memory
+
+    location = _analysis_cache_folder(config.out) if cache else None
+    memory = Memory(location, verbose=0)
+    compute = memory.cache(_analysis, ignore=["n_jobs", "verbose", "step"])
+    options = {key: getattr(config, key) for key in ANALYSIS_KEYS}
+    arguments = (analysed, tuple(columns), options, _dependency_versions())
+    extra = {"n_jobs": config.n_jobs, "verbose": verbose, "step": step}
+    hit = location is not None and compute.check_call_in_cache(*arguments, **extra)
+    if hit:
+        step("[3-5/6] harmonisation diagnostics, evaluation and explanations: from the cache")
+    _LOG.info("analysis cache %s: %s", location, "hit" if hit else "miss")
+    analysis = compute(*arguments, **extra)
+    if location is not None:
+        # Every changed setting adds an entry; the most recent few are enough to go back.
+        memory.reduce_size(items_limit=ANALYSIS_CACHE_ENTRIES)
+    return analysis, bool(hit)
+
+
+def _analysis_cache_folder(out: Path) -> Path | None:
+    root = Path(out).resolve()
+    folder = (root / "analysis.cache").resolve()
+    if not folder.is_relative_to(root):
+        warnings.warn(
+            f"{root / 'analysis.cache'} points outside the study folder {root}; the analysis "
+            "is computed without its cache",
+            stacklevel=3,
+        )
+        return None
+    return folder
+
+
+def _dependency_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for name in ANALYSIS_DEPENDENCIES:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = "absent"
+    return found
+
+
+def _analysis(
+    analysed: pd.DataFrame,
+    columns: tuple[str, ...],
+    options: dict[str, Any],
+    versions: dict[str, str],
+    *,
+    n_jobs: int,
+    verbose: bool | int | None,
+    step: Callable[[str], None],
+) -> tuple[Any, ...]:
+    # ``versions`` is unused here: it only keys the cache.
+    config = SimpleNamespace(**options, n_jobs=n_jobs, verbose=verbose)
+    X = analysed[list(columns)]
+    y = analysed[config.target].astype(str).to_numpy()
+    batch = analysed["scanner"].astype(str).to_numpy()
+    groups = analysed["subject_id"].astype(str).to_numpy()
+    covariates = analysed[list(config.covariates)] if config.covariates else None
+
+    step("[3/6] harmonisation diagnostics")
+    harmonization = _harmonization(X, batch, covariates, y, config)
+
+    step(f"[4/6] nested {config.cv}-fold cross-validation (harmonisation inside the folds)")
+    evaluation = _evaluate(X, y, groups, batch, covariates, analysed, config, cv=config.cv)
+    external = None
+    if config.leave_one_scanner_out and len(set(batch)) > 1:
+        step("      leave-one-scanner-out validation")
+        external = _evaluate(
+            X, y, groups, batch, covariates, analysed, config, cv="leave-one-site-out"
+        )
+
+    step("[5/6] SHAP explanations")
+    explanation, oof_explanation, cases = _explanations(
+        evaluation, X, batch, covariates, analysed, verbose
+    )
+    return harmonization, evaluation, external, explanation, oof_explanation, cases
 
 
 def _compliance(ibsi_data: Path | None) -> dict[str, pd.DataFrame]:
@@ -240,7 +394,7 @@ def _harmonization(
     batch: np.ndarray,
     covariates: pd.DataFrame | None,
     y: np.ndarray,
-    config: StudyConfig,
+    config: Any,
 ) -> Any:
     from radharmony.harmonize import default_harmonizer, harmonization_report
 
@@ -266,7 +420,7 @@ def _evaluate(
     batch: np.ndarray,
     covariates: pd.DataFrame | None,
     analysed: pd.DataFrame,
-    config: StudyConfig,
+    config: Any,
     *,
     cv: int | str,
 ) -> Any:
@@ -291,6 +445,7 @@ def _evaluate(
         selection=config.selection,
         n_features=config.n_features,
         calibration=None if config.calibration == "none" else config.calibration,
+        verbose=config.verbose,
     )
 
 
@@ -300,14 +455,17 @@ def _explanations(
     batch: np.ndarray,
     covariates: pd.DataFrame | None,
     analysed: pd.DataFrame,
+    verbose: bool | int | None = None,
 ) -> tuple[Any, Any, pd.DataFrame]:
     from radharmony.explain import explain, explain_out_of_fold, top_contributions
 
     harmonized = evaluation.settings.get("harmonize")
     meta_batch = batch if harmonized else None
     meta_cov = covariates if harmonized else None
-    explanation = explain(evaluation.model, X, batch=meta_batch, covariates=meta_cov)
-    oof = explain_out_of_fold(evaluation, X, batch=meta_batch, covariates=meta_cov)
+    explanation = explain(
+        evaluation.model, X, batch=meta_batch, covariates=meta_cov, verbose=verbose
+    )
+    oof = explain_out_of_fold(evaluation, X, batch=meta_batch, covariates=meta_cov, verbose=verbose)
     contributions = top_contributions(oof, n=5, index=X.index)
     identity = analysed[["case_id", "subject_id", "lesion_id", "scanner"]]
     cases = identity.join(evaluation.predictions).join(contributions)
