@@ -11,6 +11,7 @@ import pandas as pd
 from scipy import stats
 
 from radharmony.errors import HarmonizationError
+from radharmony.harmonize._stats import bh_q_values, kruskal_per_feature
 from radharmony.harmonize._validation import as_batch, as_covariates, as_feature_matrix
 
 if TYPE_CHECKING:
@@ -156,24 +157,14 @@ def harmonization_report(
     return report
 
 
-def _kruskal_per_feature(values: np.ndarray, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Return the Kruskal-Wallis H and p-value of each column across batches."""
-    groups = [values[batch == level] for level in pd.unique(batch)]
-    h, p = np.full(values.shape[1], np.nan), np.ones(values.shape[1])
-    for j in range(values.shape[1]):
-        if np.ptp(values[:, j]) > 0:
-            h[j], p[j] = stats.kruskal(*[g[:, j] for g in groups])
-    return h, p
-
-
 def _batch_test_table(
     before: np.ndarray, after: np.ndarray, batch: np.ndarray, names: list[str]
 ) -> pd.DataFrame:
     """Return the per-feature batch-effect tests before and after."""
     table = pd.DataFrame({"feature": names})
     for when, values in (("before", before), ("after", after)):
-        h, p = _kruskal_per_feature(values, batch)
-        q = stats.false_discovery_control(p, method="bh")
+        h, p = kruskal_per_feature(values, batch)
+        q = bh_q_values(p, np.isfinite(h))
         table[f"kruskal_h_{when}"] = h
         table[f"p_value_{when}"] = p
         table[f"q_value_{when}"] = q
@@ -275,7 +266,7 @@ def _effect_sizes(values: np.ndarray, variable: pd.Series) -> tuple[str, np.ndar
         )
         with np.errstate(divide="ignore", invalid="ignore"):
             return "cohens_d", (second.mean(0) - first.mean(0)) / pooled
-    h, _ = _kruskal_per_feature(values, variable.astype(str).to_numpy())
+    h, _ = kruskal_per_feature(values, variable.astype(str).to_numpy())
     n, k = len(variable), len(levels)
     return "epsilon_squared", (h - k + 1) / (n - k)
 

@@ -91,6 +91,29 @@ def batch_counts_or_raise(batch: np.ndarray, levels: list[Any]) -> np.ndarray:
     return counts
 
 
+def aligned_columns(X: Any, feature_names_in: Any, n_features_in: int) -> Any:
+    """Return X with its columns in the fitted order; raise on missing or extra columns."""
+    if isinstance(X, pd.DataFrame) and feature_names_in is not None:
+        expected = [str(c) for c in feature_names_in]
+        columns = [str(c) for c in X.columns]
+        if columns != expected:
+            missing = sorted(set(expected) - set(columns))
+            extra = sorted(set(columns) - set(expected))
+            if missing or extra:
+                raise HarmonizationError(
+                    f"X's columns differ from those seen at fit: missing {missing[:10]}, "
+                    f"unexpected {extra[:10]}."
+                )
+            X = X.set_axis(columns, axis=1)[expected]
+        return X
+    n_cols = np.shape(X)[1] if np.ndim(X) == 2 else -1
+    if n_cols != n_features_in:
+        raise HarmonizationError(
+            f"X has {n_cols} columns but the harmoniser was fitted on {n_features_in}."
+        )
+    return X
+
+
 def _non_finite_message(bad: np.ndarray, names: list[str] | None) -> str:
     """Say which columns hold NaN/inf, singling out columns with no finite value at all."""
     label = (lambda c: names[c]) if names else (lambda c: f"column {c}")
