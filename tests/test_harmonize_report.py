@@ -14,7 +14,6 @@ from radharmony.datasets import make_feature_table
 from radharmony.harmonize import (
     ComBat,
     SelectiveComBat,
-    default_harmonizer,
     harmonization_report,
 )
 

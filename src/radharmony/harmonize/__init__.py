@@ -10,6 +10,8 @@
 - :func:`batch_scorer`: a scorer that passes ``batch`` to held-out predictions in
   ``cross_validate``/``GridSearchCV``.
 - :func:`harmonization_report`: held-out diagnostics of what harmonisation removed and kept.
+- :class:`NormativeModel`: reference-population harmonisation with non-linear covariate effects
+  and site effects, giving z-scores and centiles; new sites adapted from a few reference rows.
 - :func:`scanner_predictability`: the held-out judge over repeated random half splits.
 """
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 from radharmony.harmonize._combat import ComBat
 from radharmony.harmonize._default import SelectiveComBat
 from radharmony.harmonize._judge import scanner_predictability, summarise_predictability
+from radharmony.harmonize._normative import NormativeModel
 from radharmony.harmonize._report import HarmonizationReport, harmonization_report
 from radharmony.harmonize._scoring import BatchScorer, batch_scorer
 from radharmony.harmonize._shrinkage import ShrinkageComBat, default_harmonizer
@@ -26,6 +29,7 @@ __all__ = [
     "BatchScorer",
     "ComBat",
     "HarmonizationReport",
+    "NormativeModel",
     "SelectiveComBat",
     "ShrinkageComBat",
     "batch_scorer",

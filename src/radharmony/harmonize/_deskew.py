@@ -58,3 +58,82 @@ def apply_deskew(
         scaled = (values[:, skewed] - center) / scale
         out[:, skewed] = power.transform(scaled)
     return out
+
+
+#: At most this many landmarks (distinct training values) are kept per column.
+_MAX_LANDMARKS = 1000
+#: Beyond the training range, normal scores continue along the secant through the outermost
+#: landmark and the landmark this fraction of the way inwards.
+_TAIL_FRACTION = 0.05
+
+
+def fit_normal_scores(values: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Fit, per column, the map from training values to their rank-based normal scores.
+
+    Each distinct training value gets ``Phi^-1`` of its mid-rank cumulative share (tied values
+    share one score), so the training column becomes normal whatever its tails.
+
+    Parameters
+    ----------
+    values : ndarray of shape (n_samples, n_columns)
+
+    Returns
+    -------
+    list of (landmarks, scores)
+        Increasing training values and their normal scores, per column.
+    """
+    n = values.shape[0]
+    maps = []
+    for j in range(values.shape[1]):
+        unique, counts = np.unique(values[:, j], return_counts=True)
+        share = (np.cumsum(counts) - counts / 2.0) / n
+        scores = stats.norm.ppf(share)
+        if unique.size > _MAX_LANDMARKS:
+            keep = np.unique(np.linspace(0, unique.size - 1, _MAX_LANDMARKS).round().astype(int))
+            unique, scores = unique[keep], scores[keep]
+        maps.append((unique.astype(float), scores.astype(float)))
+    return maps
+
+
+def apply_normal_scores(
+    values: np.ndarray, columns: np.ndarray, maps: list[tuple[np.ndarray, np.ndarray]]
+) -> np.ndarray:
+    """Return ``values`` with the given columns replaced by their normal scores.
+
+    Values between training values are interpolated linearly; values outside the training
+    range continue linearly (so new extreme rows stay ordered instead of being clipped).
+    """
+    out = values.copy()
+    for j, (landmarks, scores) in zip(np.flatnonzero(columns), maps, strict=True):
+        out[:, j] = _interpolate(values[:, j], landmarks, scores)
+    return out
+
+
+def _interpolate(x: np.ndarray, landmarks: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    if landmarks.size == 1:
+        return np.zeros_like(x)
+    z = np.interp(x, landmarks, scores)
+    k = max(1, int(round(_TAIL_FRACTION * (landmarks.size - 1))))
+    low_slope = (scores[k] - scores[0]) / (landmarks[k] - landmarks[0])
+    high_slope = (scores[-1] - scores[-1 - k]) / (landmarks[-1] - landmarks[-1 - k])
+    below, above = x < landmarks[0], x > landmarks[-1]
+    z[below] = scores[0] + low_slope * (x[below] - landmarks[0])
+    z[above] = scores[-1] + high_slope * (x[above] - landmarks[-1])
+    return z
+
+
+def invert_normal_scores(
+    scores: np.ndarray, columns: np.ndarray, maps: list[tuple[np.ndarray, np.ndarray]]
+) -> np.ndarray:
+    """Return ``scores`` with the given columns mapped back to the training units.
+
+    The exact inverse of :func:`apply_normal_scores` (both maps are piecewise linear and
+    increasing, with the same linear continuation beyond the training range).
+    """
+    out = scores.copy()
+    for j, (landmarks, normal) in zip(np.flatnonzero(columns), maps, strict=True):
+        if landmarks.size == 1:
+            out[:, j] = landmarks[0]
+            continue
+        out[:, j] = _interpolate(scores[:, j], normal, landmarks)
+    return out

@@ -110,24 +110,13 @@ def scanner_predictability(
         same held-out rows); see ``data_dictionary/harmonization_heldout_splits.csv``.
     """
     from sklearn.base import clone
-    from sklearn.model_selection import train_test_split
 
     values = X if isinstance(X, pd.DataFrame) else pd.DataFrame(np.asarray(X, dtype=float))
     labels = np.asarray(batch, dtype=object)
-    strata = labels.astype(str)
-    if y is not None:
-        combined = np.char.add(np.char.add(strata.astype(str), "|"), np.asarray(y).astype(str))
-        if pd.Series(combined).value_counts().min() >= 2:
-            strata = combined
     cov = None if covariates is None else pd.DataFrame(covariates).reset_index(drop=True)
     rows = []
-    for k in range(n_splits):
-        first, second = train_test_split(
-            np.arange(len(labels)),
-            test_size=0.5,
-            stratify=strata,
-            random_state=random_state + k,
-        )
+    splits = half_splits(labels, y, n_splits=n_splits, random_state=random_state)
+    for k, (first, second) in enumerate(splits):
         held_out = values.iloc[second]
         raw = judge_auc(held_out, labels[second], random_state=random_state + k)
         rows.append(_row(k, "raw", raw, raw))
@@ -144,6 +133,39 @@ def scanner_predictability(
             auc = judge_auc(harmonised, labels[second], random_state=random_state + k)
             rows.append(_row(k, name, auc, raw))
     return pd.DataFrame(rows)
+
+
+def half_splits(
+    batch: Any, y: Any = None, *, n_splits: int = 10, random_state: int = 0
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Return random half splits of the rows, stratified by batch (and label when possible).
+
+    Parameters
+    ----------
+    batch : array-like of shape (n_samples,)
+    y : array-like of shape (n_samples,), optional
+        Labels; the strata are batch x label when every such cell has at least 2 rows.
+    n_splits : int, default=10
+    random_state : int, default=0
+        Split ``k`` uses seed ``random_state + k``.
+
+    Returns
+    -------
+    list of (ndarray, ndarray)
+        Row positions of the fitting half and of the held-out half.
+    """
+    from sklearn.model_selection import train_test_split
+
+    strata = np.asarray(batch, dtype=object).astype(str)
+    if y is not None:
+        combined = np.char.add(np.char.add(strata, "|"), np.asarray(y).astype(str))
+        if pd.Series(combined).value_counts().min() >= 2:
+            strata = combined
+    positions = np.arange(strata.size)
+    return [
+        tuple(train_test_split(positions, test_size=0.5, stratify=strata, random_state=seed))
+        for seed in range(random_state, random_state + n_splits)
+    ]
 
 
 def summarise_predictability(table: pd.DataFrame) -> pd.DataFrame:

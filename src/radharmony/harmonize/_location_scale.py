@@ -17,8 +17,9 @@ that is known up to the data's own variances:
   ``c_b`` the contrast "batch b minus the weighted mean of batches" and
   ``A_k = (D'D)^-1 D_k'D_k (D'D)^-1``): larger when the outcome or a covariate is unevenly
   spread over batches, because that part of the batch difference is attributed to them;
-- ``Var(log delta_hat_bj) = 2 / (n_b - 1) + (kurtosis_j - 3) / n_b``: heavy tails make a scale
-  estimate much noisier than the normal formula says.
+- ``Var(log delta_hat_bj) = sum_k (1[k = b] - w_k)^2 (2 / (n_k - 1) + (kurtosis_j - 3) / n_k)``
+  (the batch's log variance minus the pooled one, ``w_k = n_k / n``): heavy tails make a
+  scale estimate much noisier than the normal formula says.
 
 Shrinkage. For each batch the whole vector of location estimates (over features) is multiplied
 by one positive-part James-Stein factor ``c_b = max(0, 1 - (p - 2) / M_b)``, where ``M_b`` is
@@ -118,6 +119,7 @@ def fit_location_scale(
     *,
     shrink: bool = True,
     mean_only: bool = False,
+    exclude: np.ndarray | None = None,
 ) -> LocationScaleFit:
     """Estimate the location/scale model and its shrunk batch effects.
 
@@ -134,6 +136,8 @@ def fit_location_scale(
         Apply the James-Stein factors (False: apply the estimates as they are).
     mean_only : bool
         Estimate and correct the location only.
+    exclude : ndarray of bool, shape (n_features,), optional
+        Features to leave unchanged (and out of the pooled shrinkage).
 
     Returns
     -------
@@ -154,6 +158,8 @@ def fit_location_scale(
     rows = [np.flatnonzero(codes == b) for b in range(n_batches)]
     for idx in rows:
         kept &= np.ptp(X[idx], axis=0) > 0
+    if exclude is not None:
+        kept &= ~exclude
     X, beta, alpha, var_pooled = X[:, kept], beta[:, kept], alpha[kept], var_pooled[kept]
     n_cov = covariate_design.shape[1]
     beta_cov = beta[n_batches : n_batches + n_cov]
@@ -170,12 +176,16 @@ def fit_location_scale(
     )
     kurtosis = np.mean(within**4, axis=0) / np.mean(within**2, axis=0) ** 2
 
-    log_delta_var = np.vstack(
+    # Sampling variance of each batch's log variance, then of its ratio to the pooled variance
+    # (which contains the batch itself): log delta_b = log s_b^2 - sum_k w_k log s_k^2.
+    log_var = np.vstack(
         [
             np.maximum(2.0 / (m - 1) + (kurtosis - 3.0) / m, _MIN_LOG_VAR_FRACTION * 2.0 / (m - 1))
             for m in counts
         ]
     )
+    contrasts = (np.eye(n_batches) - weights[None, :]) ** 2
+    log_delta_var = contrasts @ log_var
     # E[log s^2] is about log(sigma^2) - Var/2: add it back before pooling.
     log_delta = np.log(delta_hat) + log_delta_var / 2.0
     centred_squares = within**2 - np.mean(within**2, axis=0)
@@ -213,6 +223,16 @@ def fit_location_scale(
         scale_factor=scale_factor,
         location_distance=mahalanobis_squared(gamma_hat / np.sqrt(gamma_var), within),
     )
+
+
+def largest_tie_fraction(X: np.ndarray) -> np.ndarray:
+    """Return, per column, the fraction of rows holding its most frequent value."""
+    n = X.shape[0]
+    fractions = np.empty(X.shape[1])
+    for j in range(X.shape[1]):
+        _, counts = np.unique(X[:, j], return_counts=True)
+        fractions[j] = counts.max() / n
+    return fractions
 
 
 def james_stein_factors(standardised: np.ndarray, residuals: np.ndarray) -> np.ndarray:
