@@ -221,17 +221,20 @@ def fit_location_scale(
         kurtosis=kurtosis,
         location_factor=location_factor,
         scale_factor=scale_factor,
-        location_distance=mahalanobis_squared(gamma_hat / np.sqrt(gamma_var), within),
+        location_distance=mahalanobis_squared(gamma_hat / np.sqrt(gamma_var), within)
+        if gamma_hat.shape[1]
+        else np.zeros(n_batches),
     )
 
 
 def largest_tie_fraction(X: np.ndarray) -> np.ndarray:
-    """Return, per column, the fraction of rows holding its most frequent value."""
+    """Return, per column, the fraction of rows sharing its most frequent value (0 if none)."""
     n = X.shape[0]
-    fractions = np.empty(X.shape[1])
+    fractions = np.zeros(X.shape[1])
     for j in range(X.shape[1]):
         _, counts = np.unique(X[:, j], return_counts=True)
-        fractions[j] = counts.max() / n
+        largest = counts.max() if counts.size else 0
+        fractions[j] = largest / n if largest >= 2 else 0.0
     return fractions
 
 

@@ -376,7 +376,9 @@ class NormativeModel(DataFrameStateMixin, TransformerMixin, BaseEstimator):
     def _inputs(
         self, X: Any, batch: Any, covariates: Any
     ) -> tuple[np.ndarray, pd.DataFrame | None, np.ndarray]:
-        X = aligned_columns(X, getattr(self, "feature_names_in_", None), self.n_features_in_)
+        X = aligned_columns(
+            X, getattr(self, "feature_names_in_", None), self.n_features_in_, type(self).__name__
+        )
         values, _, _ = as_feature_matrix(X)
         labels = as_batch(batch, values.shape[0])
         return values, as_covariates(covariates, values.shape[0]), labels

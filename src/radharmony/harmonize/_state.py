@@ -47,7 +47,7 @@ class DataFrameStateMixin:
     """
 
     def __getstate__(self) -> dict[str, Any]:
-        state = super().__getstate__()  # type: ignore[misc]
+        state: dict[str, Any] = super().__getstate__()  # type: ignore[misc,assignment]
         encoded = {key: _encode(value) for key, value in state.items()}
         # skops recurses forever on scikit-learn's MetadataRequest object: keep its plain form.
         request = encoded.pop("_metadata_request", None)
