@@ -92,14 +92,17 @@ class ShrinkageComBat(DataFrameStateMixin, TransformerMixin, BaseEstimator):
         (ComBat with ``eb=False``, plus the outcome and the de-skewing).
     mean_only : bool, default=False
         Correct the location only.
-    max_tie_fraction : float, default=0.1
+    max_tie_fraction : float, default=0.25
         A feature whose most frequent training value is held by at least this fraction of the
         training rows is left unchanged (listed in ``tied_features_``). Shifting such a point
         mass by a batch-specific amount, however small, gives the tied rows a value that names
-        their batch: a rank-based or tree model then recognises the scanner from it (a split
-        mass of fraction ``f`` alone adds about ``f**2 / 2`` to that feature's rank AUC, 0.005
-        at ``f = 0.1``). Radiomic features of filtered images often hold such masses (e.g. a
-        value of 1 in most lesions). ``1.0`` disables the rule.
+        their batch, which a rank-based or tree model then reads: a split mass of fraction
+        ``f`` adds about ``f**2 / 2`` to that feature's rank AUC, at most 0.03 below a quarter
+        of the rows, which a real scanner correction outweighs (integer-valued features such as
+        HU percentiles hold a few per cent per value and must be corrected). Above it the
+        point mass dominates the feature and a location/scale model does not describe it
+        (filtered-image features often hold the same value in most lesions). ``1.0`` disables
+        the rule.
     categorical, continuous, spline_covariates, spline_knots
         Covariate handling, as in :class:`~radharmony.harmonize.ComBat`.
 
@@ -162,7 +165,7 @@ class ShrinkageComBat(DataFrameStateMixin, TransformerMixin, BaseEstimator):
         continuous: Sequence[str] | None = None,
         spline_covariates: Sequence[str] | None = None,
         spline_knots: int = 5,
-        max_tie_fraction: float = 0.1,
+        max_tie_fraction: float = 0.25,
     ) -> None:
         self.max_tie_fraction = max_tie_fraction
         self.outcome = outcome
@@ -259,7 +262,9 @@ class ShrinkageComBat(DataFrameStateMixin, TransformerMixin, BaseEstimator):
             Harmonised features (a DataFrame keeps the input's columns and index).
         """
         check_is_fitted(self, "_fit")
-        X = aligned_columns(X, getattr(self, "feature_names_in_", None), self.n_features_in_)
+        X = aligned_columns(
+            X, getattr(self, "feature_names_in_", None), self.n_features_in_, type(self).__name__
+        )
         values, _, index = as_feature_matrix(X)
         n = values.shape[0]
         codes = _design.batch_codes(as_batch(batch, n), self._spec.batch_levels)
