@@ -78,6 +78,7 @@ def scanner_predictability(
     *,
     y: Any = None,
     covariates: pd.DataFrame | None = None,
+    reference: Any = None,
     n_splits: int = 10,
     random_state: int = 0,
 ) -> pd.DataFrame:
@@ -97,6 +98,9 @@ def scanner_predictability(
         halves are stratified by scanner and label.
     covariates : pandas.DataFrame, optional
         Passed to fit and transform.
+    reference : array-like of bool, optional
+        Reference rows, passed (restricted to the fitting half) to the ``fit`` of harmonisers
+        that take it (:class:`~radharmony.harmonize.NormativeModel`).
     n_splits : int, default=10
         Number of random half splits.
     random_state : int, default=0
@@ -127,6 +131,8 @@ def scanner_predictability(
             if cov is not None:
                 fit_kwargs["covariates"] = cov.iloc[first]
                 apply_kwargs["covariates"] = cov.iloc[second]
+            if reference is not None and _accepts(fitted, "reference"):
+                fit_kwargs["reference"] = np.asarray(reference, dtype=bool)[first]
             target = None if y is None else np.asarray(y)[first]
             fitted.fit(values.iloc[first], target, **fit_kwargs)
             harmonised = fitted.transform(held_out, **apply_kwargs)
@@ -196,6 +202,12 @@ def summarise_predictability(table: pd.DataFrame) -> pd.DataFrame:
         }
     )
     return summary.reset_index()
+
+
+def _accepts(estimator: Any, name: str) -> bool:
+    import inspect
+
+    return name in inspect.signature(estimator.fit).parameters
 
 
 def _row(split: int, name: str, auc: float, raw: float) -> dict[str, Any]:
