@@ -33,7 +33,7 @@ def test_default_with_report_and_a_degenerate_feature(table_path: Path, tmp_path
     out = tmp_path / "harmonised.csv"
     code = main(
         ["harmonize", str(table_path), "--batch", "scanner", "--covariates", "age,sex"]
-        + ["--out", str(out), "--report", str(tmp_path / "report")]
+        + ["--out", str(out), "--report", str(tmp_path / "report"), "--splits", "2"]
     )
     assert code == 0
     table = pd.read_csv(table_path)
@@ -44,7 +44,8 @@ def test_default_with_report_and_a_degenerate_feature(table_path: Path, tmp_path
     np.testing.assert_allclose(written[FEATURES].to_numpy(), expected[FEATURES].to_numpy())
     tests = pd.read_csv(tmp_path / "report" / "harmonization_batch_tests.csv")
     assert tests.set_index("feature").loc["f_binary", "p_value_before"] == 1.0
-    assert (tmp_path / "report" / "harmonization_heldout_summary.csv").is_file()
+    summary = pd.read_csv(tmp_path / "report" / "harmonization_heldout_summary.csv")
+    assert (summary["n_splits"] == 2).all()
     assert (tmp_path / "report" / "harmonization_corrections.csv").is_file()
 
 

@@ -89,6 +89,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--report", type=Path, default=None, help="folder for diagnostic tables and figures"
     )
+    parser.add_argument(
+        "--splits",
+        type=int,
+        default=10,
+        help="random half splits of the report's held-out scanner predictability (default 10)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -139,7 +145,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"features corrected (batch effect at FDR 5 %): {len(model.selected_features_)}")
     if args.report is not None:
         report = harmonization_report(
-            table[feature_names], harmonised, batch, covariates, label=label, harmonizer=model
+            table[feature_names],
+            harmonised,
+            batch,
+            covariates,
+            label=label,
+            harmonizer=model,
+            n_splits=args.splits,
         )
         report.save(args.report)
         print(report.summary())
@@ -207,6 +219,7 @@ def _normative(
             covariates,
             harmonizer=NormativeModel(spline_covariates=splines or None),
             reference=reference,
+            n_splits=args.splits,
         )
         report.save(args.report)
         print(report.summary())
