@@ -205,16 +205,16 @@ def main() -> None:
     for cohort in COHORTS:
         tables[f"nsclc_null_{cohort}"] = (*null_cohort(X, site, outcome, cohort), "null")
     frames = []
-    for name, (features, batch, y, kind) in tables.items():
-        if args.tables and name not in args.tables:
-            continue
-        frames.append(run_table(name, features, batch, y, kind, args.splits))
-    result = pd.concat(frames, ignore_index=True)
     args.out.mkdir(parents=True, exist_ok=True)
     suffix = "" if not args.tables else "_" + "_".join(args.tables)
-    result.to_csv(args.out / f"harmonization_real{suffix}.csv", index=False)
-    text = summary(result).to_string(index=False, float_format=lambda v: f"{v:.3f}")
-    (args.out / f"harmonization_real{suffix}.md").write_text(text + "\n", encoding="utf-8")
+    for name in args.tables or list(tables):
+        features, batch, y, kind = tables[name]
+        frames.append(run_table(name, features, batch, y, kind, args.splits))
+        # Written after every table, so a long run interrupted keeps the tables it finished.
+        result = pd.concat(frames, ignore_index=True)
+        result.to_csv(args.out / f"harmonization_real{suffix}.csv", index=False)
+        text = summary(result).to_string(index=False, float_format=lambda v: f"{v:.3f}")
+        (args.out / f"harmonization_real{suffix}.md").write_text(text + "\n", encoding="utf-8")
     print(text)
 
 
