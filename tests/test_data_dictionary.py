@@ -149,3 +149,38 @@ def test_detection_and_brain_cohort_tables_are_described(project_root: Path) -> 
     for name, columns in expected.items():
         assert tables[name]["name"].tolist() == columns, name
     assert "reference_dice" in set(tables["lesions"]["name"])
+
+
+def test_harmonisation_tables_are_described(project_root: Path) -> None:
+    from radharmony.datasets import make_feature_table
+    from radharmony.harmonize import (
+        NormativeModel,
+        ShrinkageComBat,
+        scanner_predictability,
+        summarise_predictability,
+    )
+    from radharmony.harmonize._diagnostics import normative_calibration
+
+    table = make_feature_table(60, n_features=4, n_informative=2, n_scanners=2, seed=3)
+    X, batch = table.filter(regex=r"^f\d+$"), table["scanner"].to_numpy()
+    normative = NormativeModel().fit(X, batch=batch)
+    heldout = scanner_predictability(X, batch, {"default": ShrinkageComBat()}, n_splits=1)
+    written = {
+        "harmonization_corrections": ShrinkageComBat().fit(X, batch=batch).correction_table(),
+        "harmonization_heldout_splits": heldout,
+        "harmonization_heldout_summary": summarise_predictability(heldout),
+        "normative_sites": normative.site_table(),
+        "normative_deviations": normative.deviation_table(X.iloc[:3], batch=batch[:3]),
+        "normative_calibration": normative_calibration(
+            X,
+            batch,
+            NormativeModel(),
+            covariates=None,
+            reference=None,
+            n_splits=1,
+            random_state=0,
+        ),
+    }
+    tables = _dictionary(project_root)
+    for name, frame in written.items():
+        assert list(frame.columns) == tables[name]["name"].tolist(), name

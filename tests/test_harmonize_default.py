@@ -63,7 +63,7 @@ def test_selection_follows_the_simulated_scanner_effect() -> None:
     )
     X = table.filter(regex=r"^f\d+$").copy()
     X[["f10", "f11", "f12"]] += np.where(table["scanner"] == "scanner_B", 1.5, 0.0)[:, None]
-    model = default_harmonizer(skew_threshold=None).fit(X, batch=table["scanner"])
+    model = SelectiveComBat(skew_threshold=None).fit(X, batch=table["scanner"])
     assert isinstance(model, SelectiveComBat)
     selected = set(model.selected_features_)
     # The three shifted features are found; at FDR 5 % one false discovery among 27 null
@@ -92,7 +92,7 @@ def test_skewed_features_are_deskewed_with_training_transform() -> None:
     rng = np.random.default_rng(0)
     X = pd.DataFrame({"a": rng.lognormal(8, 1, 200), "b": rng.normal(size=200)})
     batch = np.repeat(["s1", "s2"], 100)
-    model = default_harmonizer(alpha=0.0).fit(X.iloc[:150], batch=batch[:150])
+    model = SelectiveComBat(alpha=0.0).fit(X.iloc[:150], batch=batch[:150])
     assert model.skewed_features_ == ["a"]
     out = model.transform(X.iloc[150:], batch=batch[150:])
     # Same transform as fitted on the training rows (robust scaling then Yeo-Johnson).

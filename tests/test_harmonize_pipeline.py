@@ -99,7 +99,11 @@ def test_grid_search_with_routed_batch(cohort: pd.DataFrame, routing) -> None:
         error_score="raise",
     ).fit(X, y, batch=batch)
     assert np.isfinite(search.cv_results_["mean_test_score"]).all()
-    assert search.best_estimator_[0].batch_effect_table_.shape[0] == X.shape[1]
+    fitted = search.best_estimator_[0]
+    assert fitted.correction_table().shape[0] == 3 * X.shape[1]
+    # The Pipeline passed the training labels to the harmoniser's fit: the outcome is kept.
+    assert fitted.outcome_used_
+    assert list(fitted.outcome_coef_.index) == ["outcome[1]"]
 
 
 def _held_out_balanced_accuracy(X, target, batch, harmonizer) -> float:

@@ -11,7 +11,13 @@ from scipy import stats
 
 from radharmony.cli import main
 from radharmony.datasets import make_feature_table
-from radharmony.harmonize import ComBat, default_harmonizer, harmonization_report
+from radharmony.harmonize import (
+    ComBat,
+    NormativeModel,
+    SelectiveComBat,
+    default_harmonizer,
+    harmonization_report,
+)
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +30,9 @@ def report(cohort: pd.DataFrame):
     X = cohort.filter(regex=r"^f\d+$")
     cov = cohort[["age", "sex"]]
     after = ComBat().fit_transform(X, batch=cohort["scanner"], covariates=cov)
-    return harmonization_report(X, after, cohort["scanner"], cov, label=cohort["label"], cv=4)
+    return harmonization_report(
+        X, after, cohort["scanner"], cov, label=cohort["label"], cv=4, n_splits=4
+    )
 
 
 def _dictionary(project_root: Path, name: str) -> list[str]:
@@ -32,12 +40,14 @@ def _dictionary(project_root: Path, name: str) -> list[str]:
 
 
 def test_tables_match_the_data_dictionary(report, project_root: Path) -> None:
-    for name in ("batch_tests", "scanner_prediction", "preserved_effects"):
+    for name in ("batch_tests", "scanner_prediction", "preserved_effects", "heldout"):
         table = getattr(report, name)
-        assert list(table.columns) == _dictionary(project_root, f"harmonization_{name}")
-    model = default_harmonizer().fit(
-        np.random.default_rng(0).normal(size=(20, 3)), batch=[0, 1] * 10
+        stem = "heldout_splits" if name == "heldout" else name
+        assert list(table.columns) == _dictionary(project_root, f"harmonization_{stem}")
+    assert list(report.heldout_summary.columns) == _dictionary(
+        project_root, "harmonization_heldout_summary"
     )
+    model = SelectiveComBat().fit(np.random.default_rng(0).normal(size=(20, 3)), batch=[0, 1] * 10)
     assert list(model.batch_effect_table_.columns) == _dictionary(
         project_root, "harmonization_selection"
     )
@@ -88,14 +98,18 @@ def test_preserved_effects(report, cohort: pd.DataFrame) -> None:
 
 
 def test_figures_and_save(report, tmp_path: Path) -> None:
-    assert set(report.figures) == {"pca", "batch_tests", "scanner_prediction"}
+    assert set(report.figures) == {"pca", "batch_tests", "scanner_prediction", "heldout"}
     assert len(report.figures["pca"].axes) == 2
     written = report.save(tmp_path)
     assert sorted(p.name for p in written if p.suffix == ".png") == [
         "harmonization_batch_tests.png",
+        "harmonization_heldout.png",
         "harmonization_pca.png",
         "harmonization_scanner_prediction.png",
     ]
+    assert {"harmonization_heldout_splits.csv", "harmonization_parameters.csv"} - {
+        p.name for p in written
+    } == {"harmonization_parameters.csv"}
     saved = pd.read_csv(tmp_path / "harmonization_batch_tests.csv")
     assert len(saved) == 12
 
@@ -120,3 +134,83 @@ def test_cli_harmonize_equals_the_python_api(tmp_path: Path, capsys) -> None:
     assert "harmonised 8 features of 90 rows across 3 batches" in capsys.readouterr().out
     assert main(["harmonize", str(source), "--batch", "site", "--out", str(out)]) == 2
     assert "['site'] are not in" in capsys.readouterr().err
+
+
+def test_repeated_splits_judge_the_harmoniser_on_held_out_halves(report, cohort) -> None:
+    summary = report.heldout_summary.set_index("harmonizer")
+    assert summary.loc["raw", "n_splits"] == 4
+    # Strong simulated scanner effects: recognisable raw, much less after ComBat on new rows.
+    assert summary.loc["raw", "mean_auc"] > 0.95
+    assert summary.loc["ComBat", "mean_auc"] < 0.75
+    splits = report.heldout
+    paired = splits[splits["harmonizer"] == "ComBat"]
+    np.testing.assert_allclose(
+        paired["excess_auc"], paired["scanner_auc"] - paired["raw_scanner_auc"]
+    )
+    assert "held-out scanner AUC over 4 half splits" in report.summary()
+
+
+def test_default_mode_reports_its_corrections_and_keeps_the_label(cohort) -> None:
+    X = cohort.filter(regex=r"^f\d+$")
+    cov = cohort[["age", "sex"]]
+    model = default_harmonizer()
+    after = model.fit_transform(X, cohort["label"], batch=cohort["scanner"], covariates=cov)
+    report = harmonization_report(
+        X,
+        after,
+        cohort["scanner"],
+        cov,
+        label=cohort["label"],
+        harmonizer=default_harmonizer(),
+        n_splits=3,
+        figures=False,
+    )
+    assert "training labels in the design" in report.mode
+    corrections = report.corrections
+    assert corrections["outcome_in_design"].all()
+    assert len(corrections) == 3 * X.shape[1]
+    pd.testing.assert_frame_equal(corrections, model.correction_table())
+
+
+def test_normative_mode_reports_the_calibration_of_held_out_reference_rows() -> None:
+    table = make_feature_table(300, n_features=8, n_informative=2, n_scanners=3, seed=12)
+    X, cov = table.filter(regex=r"^f\d+$"), table[["age", "sex"]]
+    reference = (table["label"] == 0).to_numpy()
+    model = NormativeModel(output="harmonized")
+    after = model.fit(X, batch=table["scanner"], covariates=cov, reference=reference).transform(
+        X, batch=table["scanner"], covariates=cov
+    )
+    report = harmonization_report(
+        X,
+        after,
+        table["scanner"],
+        cov,
+        harmonizer=NormativeModel(),
+        reference=reference,
+        n_splits=3,
+        figures=False,
+    )
+    assert report.mode.startswith("NormativeModel")
+    calibration = report.calibration.set_index("site")
+    assert list(calibration.index) == ["scanner_A", "scanner_B", "scanner_C"]
+    # Simulated Gaussian features: held-out reference rows get standard z-scores.
+    np.testing.assert_allclose(calibration["sd_z"], 1.0, atol=0.1)
+    np.testing.assert_allclose(calibration["coverage_90"], 0.9, atol=0.04)
+    assert list(report.corrections.columns)[:3] == ["site", "n_reference_rows", "adapted"]
+
+
+def test_degenerate_batch_tests_do_not_break_the_report() -> None:
+    # A binary feature with the same values in every scanner: scipy's Kruskal-Wallis gives
+    # H = -1e-14 and p = NaN for it, which the false-discovery correction used to reject.
+    rng = np.random.default_rng(13)
+    binary = np.array([0.0] * 18 + [1.0] * 4)
+    X = pd.DataFrame(
+        {"binary": np.tile(binary, 3), "f1": rng.normal(size=66), "f2": rng.normal(size=66)}
+    )
+    batch = np.repeat(["a", "b", "c"], 22)
+    assert np.isnan(stats.kruskal(binary, binary, binary).pvalue)
+    report = harmonization_report(X, X, batch, n_splits=0, figures=False)
+    row = report.batch_tests.set_index("feature").loc["binary"]
+    assert row["kruskal_h_after"] == 0.0 and row["p_value_after"] == 1.0
+    assert not row["significant_after"]
+    assert report.batch_tests["q_value_before"].notna().all()

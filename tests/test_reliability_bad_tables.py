@@ -15,7 +15,12 @@ from sklearn.metrics import roc_auc_score
 
 from radharmony import evaluate, explain, make_feature_table
 from radharmony.errors import HarmonizationError, ModelError
-from radharmony.harmonize import ComBat, default_harmonizer, harmonization_report
+from radharmony.harmonize import (
+    ComBat,
+    SelectiveComBat,
+    default_harmonizer,
+    harmonization_report,
+)
 from radharmony.model import build_pipeline
 
 # Fast settings: a fixed grid point skips tuning; few bootstrap resamples.
@@ -80,10 +85,23 @@ def test_default_harmoniser_refuses_unseen_batch_and_level(table: pd.DataFrame) 
         model.transform(X.iloc[:2], batch=batch.iloc[:2], covariates=new)
 
 
+def test_feature_constant_in_a_batch_is_passed_through_by_the_default(
+    table: pd.DataFrame,
+) -> None:
+    X, batch = _features(table), table["scanner"]
+    X["f06"] = np.where(batch == "scanner_B", 2.5, X["f06"])
+    model = default_harmonizer()
+    out = model.fit_transform(X, batch=batch)
+    assert model.unadjusted_features_ == ["f06"]
+    np.testing.assert_array_equal(out["f06"].to_numpy(), X["f06"].to_numpy())
+    assert np.isfinite(out.to_numpy()).all()
+    assert list(model.get_feature_names_out()) == list(X.columns)
+
+
 def test_feature_constant_in_a_batch_is_passed_through(table: pd.DataFrame) -> None:
     X, batch = _features(table), table["scanner"]
     X["f06"] = np.where(batch == "scanner_B", 2.5, X["f06"])
-    model = default_harmonizer(skew_threshold=None, alpha=1.0)
+    model = SelectiveComBat(skew_threshold=None, alpha=1.0)
     out = model.fit_transform(X, batch=batch)
     # Documented fallback: ComBat leaves the feature unchanged and the selection skips it.
     assert model.combat_.unadjusted_features_ == ["f06"]
@@ -95,8 +113,8 @@ def test_feature_constant_in_a_batch_is_passed_through(table: pd.DataFrame) -> N
 
 def test_constant_columns_do_not_change_the_selection_of_the_others(table: pd.DataFrame) -> None:
     X, batch = _features(table), table["scanner"]
-    plain = default_harmonizer().fit(X, batch=batch)
-    padded = default_harmonizer().fit(X.assign(zero=0.0, one=1.0), batch=batch)
+    plain = SelectiveComBat().fit(X, batch=batch)
+    padded = SelectiveComBat().fit(X.assign(zero=0.0, one=1.0), batch=batch)
     tested = padded.batch_effect_table_.set_index("feature")
     pd.testing.assert_series_equal(
         tested.loc[X.columns, "q_value"].rename_axis("feature"),
@@ -111,9 +129,11 @@ def test_report_uses_fewer_folds_than_asked_for_a_small_batch(table: pd.DataFram
     X, batch = _features(table), table["scanner"].to_numpy().copy()
     batch[:3] = "scanner_small"
     after = ComBat().fit_transform(X, batch=batch)
-    report = harmonization_report(X, after, batch, cv=5, figures=False)
+    with pytest.warns(UserWarning, match="smallest scanner has 3 row"):
+        report = harmonization_report(X, after, batch, cv=5, figures=False)
     # Documented fallback: folds = smallest batch size, so every fold holds each scanner.
     assert report.scanner_prediction["n_splits"].tolist() == [3, 3, 3]
+    assert report.heldout is None
 
 
 # --- modelling -----------------------------------------------------------------------------

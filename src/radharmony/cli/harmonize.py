@@ -4,6 +4,9 @@ The command fits the harmoniser on every row of the table and applies it to the 
 is fine for looking at the data, but a model evaluated on such a table has seen its test rows
 during harmonisation (leakage). For modelling, put ``radharmony.default_harmonizer()`` (or
 ``radharmony.ComBat``) inside the scikit-learn Pipeline so it is refitted on each training fold.
+
+With ``--reference COL`` the command fits a normative model on the reference rows (where COL is
+true) and writes every row's z-scores, plus the long deviations table and the per-site table.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
 # Identifier, geometry and outcome columns of radharmony's tables: carried through unchanged.
@@ -51,9 +55,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", type=Path, required=True, help="output table (.csv or .parquet)")
     parser.add_argument(
         "--method",
-        choices=("default", "combat"),
+        choices=("default", "combat", "selective"),
         default="default",
-        help="default: selective ComBat on de-skewed features; combat: exact ComBat on all",
+        help="default: ShrinkageComBat (corrections shrunk where they are not reliably "
+        "estimated); combat: exact ComBat on all features; selective: the previous default",
+    )
+    parser.add_argument(
+        "--outcome",
+        default=None,
+        help="column of labels put in the design so their effect is kept (default method; "
+        "used to estimate, never to adjust a row)",
+    )
+    parser.add_argument(
+        "--reference",
+        default=None,
+        help="column marking the reference population (true/1/yes): fit a normative model on "
+        "those rows and write z-scores of every row instead of harmonised values",
+    )
+    parser.add_argument(
+        "--spline",
+        default="",
+        help="comma-separated continuous covariates with a non-linear (B-spline) effect",
     )
     parser.add_argument("--nonparametric", action="store_true", help="non-parametric priors")
     parser.add_argument("--ref-batch", default=None, help="reference batch (kept unchanged)")
@@ -67,6 +89,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--report", type=Path, default=None, help="folder for diagnostic tables and figures"
     )
+    parser.add_argument(
+        "--splits",
+        type=int,
+        default=10,
+        help="random half splits of the report's held-out scanner predictability (default 10)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -75,26 +103,30 @@ def run(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from radharmony.errors import HarmonizationError
-    from radharmony.harmonize import ComBat, default_harmonizer, harmonization_report
+    from radharmony.harmonize import harmonization_report
 
     table = _read_table(args.features)
     covariate_names = [c.strip() for c in args.covariates.split(",") if c.strip()]
-    missing = [c for c in [args.batch, *covariate_names] if c not in table.columns]
+    spline_names = [c.strip() for c in args.spline.split(",") if c.strip()]
+    extra = [c for c in (args.outcome, args.reference) if c is not None]
+    missing = [c for c in [args.batch, *covariate_names, *extra] if c not in table.columns]
     if missing:
         raise HarmonizationError(
             f"column(s) {missing} are not in {args.features} (columns: {list(table.columns)[:20]})."
         )
-    feature_names = _feature_columns(table, args.batch, covariate_names, args.feature_regex)
+    feature_names = _feature_columns(
+        table, args.batch, [*covariate_names, *extra], args.feature_regex
+    )
     if not feature_names:
         raise HarmonizationError(f"no numeric feature columns found in {args.features}.")
-    options: dict[str, Any] = {
-        "parametric": not args.nonparametric,
-        "ref_batch": _ref_batch(table, args),
-    }
-    model = ComBat(**options) if args.method == "combat" else default_harmonizer(**options)
     covariates = table[covariate_names] if covariate_names else None
     batch = table[args.batch].to_numpy()
-    harmonised = model.fit_transform(table[feature_names], batch=batch, covariates=covariates)
+    if args.reference is not None:
+        return _normative(args, table, feature_names, covariates, batch, spline_names)
+    model = _harmonizer(args, table, spline_names)
+    label = None if args.outcome is None else table[args.outcome].to_numpy()
+    model.fit(table[feature_names], label, batch=batch, covariates=covariates)
+    harmonised = model.transform(table[feature_names], batch=batch, covariates=covariates)
     out = table.copy()
     out[feature_names] = harmonised.to_numpy()
     _write_table(out, args.out)
@@ -102,15 +134,112 @@ def run(args: argparse.Namespace) -> int:
         f"harmonised {len(feature_names)} features of {len(table)} rows across "
         f"{pd.Series(batch).nunique()} batches -> {args.out}"
     )
-    if args.method == "default":
+    if hasattr(model, "correction_table"):
+        factors = model.correction_table().groupby("batch")["location_applied"]
+        print(
+            f"features left unchanged: {len(model.unadjusted_features_)}; mean |location "
+            "corrected| per batch (SD): "
+            + ", ".join(f"{b} {v.abs().mean():.2f}" for b, v in factors)
+        )
+    elif hasattr(model, "selected_features_"):
         print(f"features corrected (batch effect at FDR 5 %): {len(model.selected_features_)}")
     if args.report is not None:
         report = harmonization_report(
-            table[feature_names], harmonised, batch, covariates, harmonizer=model
+            table[feature_names],
+            harmonised,
+            batch,
+            covariates,
+            label=label,
+            harmonizer=model,
+            n_splits=args.splits,
         )
         report.save(args.report)
         print(report.summary())
     return 0
+
+
+def _harmonizer(args: argparse.Namespace, table: pd.DataFrame, splines: list[str]) -> Any:
+    """Return the unfitted harmoniser chosen by ``--method``."""
+    from radharmony.errors import HarmonizationError
+    from radharmony.harmonize import ComBat, SelectiveComBat, ShrinkageComBat
+
+    ref_batch = _ref_batch(table, args)
+    options: dict[str, Any] = {"spline_covariates": splines or None}
+    if args.method == "default":
+        if ref_batch is not None or args.nonparametric:
+            raise HarmonizationError(
+                "--ref-batch and --nonparametric apply to --method combat or selective."
+            )
+        return ShrinkageComBat(outcome=args.outcome is not None, **options)
+    if args.outcome is not None:
+        raise HarmonizationError(
+            "--outcome needs --method default: ComBat without the outcome in its design would "
+            "remove the outcome's signal together with the scanner effect."
+        )
+    options.update(parametric=not args.nonparametric, ref_batch=ref_batch)
+    return ComBat(**options) if args.method == "combat" else SelectiveComBat(**options)
+
+
+def _normative(
+    args: argparse.Namespace,
+    table: pd.DataFrame,
+    features: list[str],
+    covariates: pd.DataFrame | None,
+    batch: np.ndarray,
+    splines: list[str],
+) -> int:
+    """Fit a normative model on the reference rows; write z-scores, deviations and sites."""
+    from radharmony.harmonize import NormativeModel, harmonization_report
+
+    reference = _truthy(table[args.reference], args.reference)
+    model = NormativeModel(spline_covariates=splines or None)
+    model.fit(table[features], batch=batch, covariates=covariates, reference=reference)
+    z = model.transform(table[features], batch=batch, covariates=covariates)
+    out = table.copy()
+    out[features] = z.to_numpy()
+    _write_table(out, args.out)
+    stem = args.out.with_suffix("")
+    deviations = model.deviation_table(
+        table[features], batch=batch, covariates=covariates, ids=table.index
+    )
+    _write_table(deviations, stem.with_name(stem.name + ".deviations.csv"))
+    _write_table(model.site_table(), stem.with_name(stem.name + ".sites.csv"))
+    print(
+        f"normative model of {len(features)} features fitted on {int(reference.sum())} reference "
+        f"rows of {len(table)}; z-scores of every row -> {args.out}"
+    )
+    if args.report is not None:
+        harmonised = model.set_params(output="harmonized").transform(
+            table[features], batch=batch, covariates=covariates
+        )
+        report = harmonization_report(
+            table[features],
+            harmonised,
+            batch,
+            covariates,
+            harmonizer=NormativeModel(spline_covariates=splines or None),
+            reference=reference,
+            n_splits=args.splits,
+        )
+        report.save(args.report)
+        print(report.summary())
+    return 0
+
+
+def _truthy(column: pd.Series, name: str) -> np.ndarray:
+    """Return a boolean mask from a column of booleans, 0/1 or yes/no/true/false text."""
+    import numpy as np
+
+    from radharmony.errors import HarmonizationError
+
+    text = column.astype(str).str.strip().str.lower()
+    yes, no = {"true", "1", "1.0", "yes", "y"}, {"false", "0", "0.0", "no", "n"}
+    unknown = sorted(set(text) - yes - no)
+    if unknown:
+        raise HarmonizationError(
+            f"reference column {name!r} must hold true/false, 1/0 or yes/no; found {unknown[:5]}."
+        )
+    return np.asarray(text.isin(yes))
 
 
 def _feature_columns(

@@ -50,6 +50,9 @@ GROUND_TRUTH_COLUMNS: tuple[str, ...] = (
     "tissue_mean_hu",
     *SCANNER_COLUMNS,
 )
+#: Columns of ``labels.csv``, the per-lesion labels file a study configuration names.
+LABEL_COLUMNS: tuple[str, ...] = ("subject_id", "lesion_id", "lesion_class")
+
 # Independent random streams: scanners get one, subject i gets (_SUBJECT_STREAM, i), so a subject
 # never depends on how many subjects are generated.
 _SCANNER_STREAM = 0
@@ -66,7 +69,9 @@ class SyntheticCohort:
     out_dir : pathlib.Path
         Folder holding everything below.
     manifest_path, ground_truth_path, scanners_path, metadata_path : pathlib.Path
-        ``manifest.csv``, ``ground_truth.csv``, ``scanners.csv`` and ``cohort.json``.
+        ``manifest.csv``, ``ground_truth.csv``, ``scanners.csv`` and ``cohort.json``. The
+        folder also holds ``labels.csv`` (``subject_id, lesion_id, lesion_class``: the
+        ``labels`` file of a study configuration, columns as in ``ground_truth.csv``).
     manifest : pandas.DataFrame
         One row per image: ``subject_id, image, mask, scanner, age, sex`` (paths relative to
         ``out_dir``).
@@ -137,7 +142,7 @@ def make_cohort(
     -------
     SyntheticCohort
         Paths of ``manifest.csv``, ``ground_truth.csv``, ``scanners.csv`` and ``cohort.json`` and
-        the three tables as DataFrames.
+        the three tables as DataFrames (``labels.csv`` is written next to them).
 
     Raises
     ------
@@ -195,6 +200,8 @@ def make_cohort(
     manifest.to_csv(cohort.manifest_path, index=False)
     ground_truth.to_csv(cohort.ground_truth_path, index=False)
     scanner_table.to_csv(cohort.scanners_path, index=False)
+    # The study configuration's ``labels`` file: the ground-truth class of each lesion only.
+    ground_truth[list(LABEL_COLUMNS)].to_csv(out / "labels.csv", index=False)
     cohort.metadata_path.write_text(
         json.dumps(_metadata(n_subjects, n_scanners, seed), indent=2) + "\n", encoding="utf-8"
     )

@@ -14,6 +14,7 @@ from radharmony.errors import HarmonizationError
 from radharmony.harmonize import _design, _engine
 from radharmony.harmonize._state import DataFrameStateMixin
 from radharmony.harmonize._validation import (
+    aligned_columns,
     as_batch,
     as_covariates,
     as_feature_matrix,
@@ -142,8 +143,8 @@ class ComBat(DataFrameStateMixin, TransformerMixin, BaseEstimator):
         if self.eb and candidate.sum() < 2:
             raise HarmonizationError(
                 "empirical Bayes pools the batch estimates across features and needs at least "
-                f"2 features that vary within every batch; got {int(candidate.sum())}. "
-                "Use eb=False."
+                f"2 features that vary within every batch; got {int(candidate.sum())} "
+                "feature(s). Use eb=False."
             )
         fit = _engine.fit_combat(
             values[:, candidate],
@@ -293,25 +294,9 @@ class ComBat(DataFrameStateMixin, TransformerMixin, BaseEstimator):
 
     def _aligned(self, X: Any) -> Any:
         """Return X with its columns in the fitted order; raise on missing or extra columns."""
-        if isinstance(X, pd.DataFrame) and hasattr(self, "feature_names_in_"):
-            expected = list(self.feature_names_in_)
-            columns = [str(c) for c in X.columns]
-            if columns != expected:
-                missing = sorted(set(expected) - set(columns))
-                extra = sorted(set(columns) - set(expected))
-                if missing or extra:
-                    raise HarmonizationError(
-                        f"X's columns differ from those seen at fit: missing {missing[:10]}, "
-                        f"unexpected {extra[:10]}."
-                    )
-                X = X.set_axis(columns, axis=1)[expected]
-            return X
-        n_cols = np.shape(X)[1] if np.ndim(X) == 2 else -1
-        if n_cols != self.n_features_in_:
-            raise HarmonizationError(
-                f"X has {n_cols} columns but ComBat was fitted on {self.n_features_in_}."
-            )
-        return X
+        return aligned_columns(
+            X, getattr(self, "feature_names_in_", None), self.n_features_in_, type(self).__name__
+        )
 
     def _set_public_attributes(
         self,

@@ -1,4 +1,4 @@
-"""The recommended harmonisation step: selective ComBat on train-fitted, de-skewed features.
+"""Selective ComBat on train-fitted, de-skewed features (the default before ShrinkageComBat).
 
 Plain ComBat removes the estimated scanner shift of every feature. Out of sample, each estimate
 carries an error of order sigma/sqrt(n_batch); on features without a real scanner effect that
@@ -19,14 +19,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.preprocessing import PowerTransformer
 from sklearn.utils.validation import check_is_fitted
 
 from radharmony.errors import HarmonizationError
 from radharmony.harmonize._combat import ComBat
+from radharmony.harmonize._deskew import apply_deskew, fit_deskew, skewness
 from radharmony.harmonize._state import DataFrameStateMixin
+from radharmony.harmonize._stats import bh_q_values, kruskal_per_feature
 from radharmony.harmonize._validation import as_batch, as_feature_matrix
 
 
@@ -134,13 +134,13 @@ class SelectiveComBat(DataFrameStateMixin, TransformerMixin, BaseEstimator):
         if names is not None and isinstance(X, pd.DataFrame):
             self.feature_names_in_ = np.asarray(names, dtype=object)
         self.n_features_in_ = values.shape[1]
-        skewness = _skewness(values)
+        skew = skewness(values)
         self._skewed = (
             np.zeros(values.shape[1], dtype=bool)
             if self.skew_threshold is None
-            else np.abs(skewness) > self.skew_threshold
+            else np.abs(skew) > self.skew_threshold
         )
-        self._center, self._scale, self.power_ = _fit_deskew(values[:, self._skewed])
+        self._center, self._scale, self.power_ = fit_deskew(values[:, self._skewed])
         deskewed = self._deskew(values)
         self.combat_ = self._combat().fit(
             pd.DataFrame(deskewed, columns=names), batch=batch, covariates=covariates
@@ -154,7 +154,7 @@ class SelectiveComBat(DataFrameStateMixin, TransformerMixin, BaseEstimator):
             self.strategy_ = str(self.strategy_check_["chosen"].iloc[0])
         selected = table["q_value"].to_numpy() < self.alpha
         table["selected"] = (selected if self.strategy_ == "selective" else True) & adjusted
-        table.insert(1, "skewness", skewness)
+        table.insert(1, "skewness", skew)
         table.insert(2, "skewed", self._skewed)
         self._selected = table["selected"].to_numpy()
         self.batch_effect_table_ = table
@@ -293,37 +293,7 @@ class SelectiveComBat(DataFrameStateMixin, TransformerMixin, BaseEstimator):
 
     def _deskew(self, values: np.ndarray) -> np.ndarray:
         """Return ``values`` with the skewed columns robust-scaled and Yeo-Johnson transformed."""
-        out = values.copy()
-        if self.power_ is not None:
-            scaled = (values[:, self._skewed] - self._center) / self._scale
-            out[:, self._skewed] = self.power_.transform(scaled)
-        return out
-
-
-def default_harmonizer(**kwargs: Any) -> SelectiveComBat:
-    """Return the recommended harmonisation step for modelling pipelines.
-
-    Parameters
-    ----------
-    **kwargs
-        Parameters of :class:`SelectiveComBat` (e.g. ``alpha``, ``skew_threshold``,
-        ``parametric``, ``categorical``).
-
-    Returns
-    -------
-    SelectiveComBat
-        Unfitted; ``fit(X, *, batch, covariates)``/``transform`` with metadata routing.
-
-    Notes
-    -----
-    Exact, all-feature ComBat is :class:`ComBat`. The default de-skews skewed features and then
-    lets the training rows decide, on internal held-out folds, between correcting only the
-    features with a significant scanner effect and correcting every feature
-    (``strategy="auto"``): correcting features without a real effect adds estimation noise that
-    makes held-out data more separable by scanner, while a scanner effect spread thinly over
-    many features needs full correction.
-    """
-    return SelectiveComBat(**kwargs)
+        return apply_deskew(values, self._skewed, self._center, self._scale, self.power_)
 
 
 def _rows(covariates: Any, rows: np.ndarray) -> Any:
@@ -344,44 +314,10 @@ def _scanner_accuracy(values: np.ndarray, labels: np.ndarray, n_splits: int) -> 
     return float(np.mean(scores))
 
 
-def _skewness(values: np.ndarray) -> np.ndarray:
-    """Return the sample skewness of each column (0 for constant columns)."""
-    import warnings
-
-    # Near-constant columns make scipy warn about precision loss; their skewness is irrelevant.
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        skew = stats.skew(values, axis=0, bias=False)
-    return np.nan_to_num(np.asarray(skew, dtype=float))
-
-
-def _fit_deskew(
-    values: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, PowerTransformer | None]:
-    """Fit the robust scaling and Yeo-Johnson transform of the skewed columns."""
-    if values.shape[1] == 0:
-        return np.zeros(0), np.ones(0), None
-    center = np.median(values, axis=0)
-    q75, q25 = np.percentile(values, [75, 25], axis=0)
-    scale = q75 - q25
-    # Yeo-Johnson is not scale invariant; a robust scale keeps the lambda search well posed for
-    # features measured in thousands (volumes, energies).
-    fallback = np.std(values, axis=0)
-    scale = np.where(scale > 0, scale, np.where(fallback > 0, fallback, 1.0))
-    power = PowerTransformer(method="yeo-johnson", standardize=True)
-    power.fit((values - center) / scale)
-    return center, scale, power
-
-
 def _batch_effect_tests(residual: np.ndarray, batch: np.ndarray, names: list[str]) -> pd.DataFrame:
     """Return per-feature Kruskal-Wallis tests of a batch effect with BH q-values."""
-    groups = [residual[batch == level] for level in pd.unique(batch)]
-    h, p, q = np.full(len(names), np.nan), np.ones(len(names)), np.ones(len(names))
-    testable = np.ptp(residual, axis=0) > 0
-    for j in np.flatnonzero(testable):
-        h[j], p[j] = stats.kruskal(*[g[:, j] for g in groups])
+    h, p = kruskal_per_feature(residual, batch)
     # Constant features cannot be tested; counting them in the FDR correction would make the
     # selection of the others depend on how many empty columns the table happens to hold.
-    if testable.any():
-        q[testable] = stats.false_discovery_control(p[testable], method="bh")
+    q = bh_q_values(p, np.isfinite(h))
     return pd.DataFrame({"feature": names, "kruskal_h": h, "p_value": p, "q_value": q})

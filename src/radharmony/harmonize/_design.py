@@ -13,7 +13,8 @@ from radharmony.errors import HarmonizationError
 
 # Above this condition number (columns scaled to unit norm) the batch and covariate effects
 # cannot be told apart: neuroCombat then returns silently wrong values.
-_MAX_CONDITION = 1e8
+MAX_CONDITION = 1e8
+_MAX_CONDITION = MAX_CONDITION
 
 
 @dataclass

@@ -15,9 +15,7 @@ features x samples, so they receive transposes.
 
 from __future__ import annotations
 
-import contextlib
 import importlib
-import io
 from dataclasses import dataclass
 
 import numpy as np
@@ -143,21 +141,20 @@ def fit_combat(
         "n_batch": n_batches,
         "sample_per_batch": sample_per_batch,
     }
-    with contextlib.redirect_stdout(io.StringIO()):
-        ls = _nc.fit_LS_model_and_find_priors(s_data.T, design, info, mean_only)
-        if not eb:
-            gamma_star, delta_star = _nc.find_non_eb_adjustments(s_data.T, ls, info)
-        elif parametric:
-            gamma_star, delta_star = _nc.find_parametric_adjustments(s_data.T, ls, info, mean_only)
-        elif fast_nonparametric:
-            gamma_star, delta_star = _nonparametric_adjustments(s_data, ls, batch_info, mean_only)
-            if ref_level is not None:
-                gamma_star[ref_level] = 0.0
-                delta_star[ref_level] = 1.0
-        else:
-            gamma_star, delta_star = _nc.find_non_parametric_adjustments(
-                s_data.T, ls, info, mean_only
-            )
+    # neuroCombat's estimation routines print nothing (only its top-level function does), so
+    # they are called as they are: capturing stdout would be process-wide and not thread-safe.
+    ls = _nc.fit_LS_model_and_find_priors(s_data.T, design, info, mean_only)
+    if not eb:
+        gamma_star, delta_star = _nc.find_non_eb_adjustments(s_data.T, ls, info)
+    elif parametric:
+        gamma_star, delta_star = _nc.find_parametric_adjustments(s_data.T, ls, info, mean_only)
+    elif fast_nonparametric:
+        gamma_star, delta_star = _nonparametric_adjustments(s_data, ls, batch_info, mean_only)
+        if ref_level is not None:
+            gamma_star[ref_level] = 0.0
+            delta_star[ref_level] = 1.0
+    else:
+        gamma_star, delta_star = _nc.find_non_parametric_adjustments(s_data.T, ls, info, mean_only)
     return CombatEstimates(
         kept=kept,
         grand_mean=np.asarray(grand_mean, dtype=float),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -11,12 +12,24 @@ import pandas as pd
 from scipy import stats
 
 from radharmony.errors import HarmonizationError
+from radharmony.harmonize._combat import ComBat
+from radharmony.harmonize._diagnostics import (
+    corrections_table,
+    heldout_tables,
+    mode_description,
+    normative_calibration,
+    uses_labels,
+)
+from radharmony.harmonize._stats import bh_q_values, kruskal_per_feature
 from radharmony.harmonize._validation import as_batch, as_covariates, as_feature_matrix
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 _FDR = 0.05
+
+
+_MIN_ROWS_FOR_HALF_SPLITS = 4
 
 
 @dataclass
@@ -35,13 +48,31 @@ class HarmonizationReport:
         Effect size of each covariate and of the label on each feature, before and after
         (``data_dictionary/harmonization_preserved_effects.csv``).
     figures : dict of str to matplotlib.figure.Figure
-        ``"pca"``, ``"batch_tests"`` and ``"scanner_prediction"``.
+        ``"pca"``, ``"batch_tests"``, ``"scanner_prediction"`` and ``"heldout"``.
+    mode : str
+        The harmonisation mode judged (harmoniser, labels in the design or not, reference).
+    heldout, heldout_summary : pandas.DataFrame or None
+        Held-out scanner AUC (raw and harmonised) over repeated random half splits, per split
+        and summarised (``data_dictionary/harmonization_heldout_splits.csv`` and
+        ``harmonization_heldout_summary.csv``).
+    corrections : pandas.DataFrame or None
+        What the harmoniser, fitted on all rows, corrects and keeps (its correction table,
+        ``data_dictionary/harmonization_corrections.csv`` for the default; the site table of a
+        normative model; ComBat's parameters; SelectiveComBat's selection).
+    calibration : pandas.DataFrame or None
+        Normative models only: z-scores of held-out reference rows per site
+        (``data_dictionary/normative_calibration.csv``).
     """
 
     batch_tests: pd.DataFrame
     scanner_prediction: pd.DataFrame
     preserved_effects: pd.DataFrame
     figures: dict[str, Figure] = field(default_factory=dict)
+    mode: str = ""
+    heldout: pd.DataFrame | None = None
+    heldout_summary: pd.DataFrame | None = None
+    corrections: pd.DataFrame | None = None
+    calibration: pd.DataFrame | None = None
 
     def summary(self) -> str:
         """Return a few lines stating the main numbers.
@@ -51,7 +82,8 @@ class HarmonizationReport:
         str
         """
         tests = self.batch_tests
-        lines = [
+        lines = [self.mode] if self.mode else []
+        lines += [
             f"features with a batch effect (KW, FDR {_FDR:.0%}): "
             f"{int(tests['significant_before'].sum())} of {len(tests)} before, "
             f"{int(tests['significant_after'].sum())} after"
@@ -60,6 +92,23 @@ class HarmonizationReport:
             lines.append(
                 f"scanner prediction, {row.data}: balanced accuracy {row.balanced_accuracy:.3f} "
                 f"(SD {row.balanced_accuracy_sd:.3f}, chance {row.chance:.3f})"
+            )
+        if self.heldout_summary is not None:
+            summary = self.heldout_summary.set_index("harmonizer")
+            raw = summary.loc["raw"]
+            for name, row in summary.drop(index="raw").iterrows():
+                lines.append(
+                    f"held-out scanner AUC over {int(row['n_splits'])} half splits: raw "
+                    f"{raw['mean_auc']:.3f} (SD {raw['sd_auc']:.3f}), {name} {row['mean_auc']:.3f} "
+                    f"(SD {row['sd_auc']:.3f}); largest increase over raw in one split "
+                    f"{row['worst_excess_auc']:+.3f}"
+                )
+        if self.calibration is not None and len(self.calibration):
+            worst = self.calibration["coverage_90"].sub(0.9).abs().max()
+            lines.append(
+                "held-out reference rows: z-score SD "
+                f"{self.calibration['sd_z'].min():.2f}-{self.calibration['sd_z'].max():.2f} "
+                f"across sites; coverage of the central 90 % within {worst:.3f} of nominal"
             )
         return "\n".join(lines)
 
@@ -79,9 +128,20 @@ class HarmonizationReport:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         written = []
-        for name in ("batch_tests", "scanner_prediction", "preserved_effects"):
-            path = folder / f"harmonization_{name}.csv"
-            getattr(self, name).to_csv(path, index=False)
+        tables = {
+            "harmonization_batch_tests": self.batch_tests,
+            "harmonization_scanner_prediction": self.scanner_prediction,
+            "harmonization_preserved_effects": self.preserved_effects,
+            "harmonization_heldout_splits": self.heldout,
+            "harmonization_heldout_summary": self.heldout_summary,
+            "harmonization_corrections": self.corrections,
+            "normative_calibration": self.calibration,
+        }
+        for stem, table in tables.items():
+            if table is None:
+                continue
+            path = folder / f"{stem}.csv"
+            table.to_csv(path, index=False)
             written.append(path)
         for name, figure in self.figures.items():
             path = folder / f"harmonization_{name}.png"
@@ -98,7 +158,9 @@ def harmonization_report(
     label: Any = None,
     *,
     harmonizer: Any = None,
+    reference: Any = None,
     cv: int = 5,
+    n_splits: int = 10,
     random_state: int = 0,
     figures: bool = True,
 ) -> HarmonizationReport:
@@ -113,12 +175,20 @@ def harmonization_report(
     covariates : pandas.DataFrame, optional
         Preserved covariates (also passed to the held-out harmoniser).
     label : array-like of shape (n_samples,), optional
-        Outcome whose effect should be preserved (never passed to the harmoniser).
+        Outcome whose effect should be preserved. It is passed to the ``fit`` (never to the
+        ``transform``) of a harmoniser that puts the labels in its design
+        (:class:`~radharmony.harmonize.ShrinkageComBat`), as a ``Pipeline`` would.
     harmonizer : estimator, optional
-        Harmoniser refitted on the training folds for the held-out scanner prediction; defaults
-        to :class:`~radharmony.harmonize.ComBat` with default options.
+        Harmoniser refitted on training rows for the held-out diagnostics and fitted on all
+        rows for the corrections table; defaults to :class:`~radharmony.harmonize.ComBat`.
+    reference : array-like of bool, optional
+        Reference rows of a :class:`~radharmony.harmonize.NormativeModel` (fitted on those
+        only); also gives the z-score calibration of held-out reference rows.
     cv : int, default=5
         Folds (stratified by batch; fewer when a batch is smaller).
+    n_splits : int, default=10
+        Random half splits of the held-out scanner AUC (0 skips it). Skipped, with a
+        warning, when a scanner has fewer than 4 rows (each half needs two of each).
     random_state : int, default=0
         Seed of the fold assignment.
     figures : bool, default=True
@@ -145,25 +215,46 @@ def harmonization_report(
     names = names or [f"x{j}" for j in range(X_before.shape[1])]
     batch = as_batch(batch, X_before.shape[0])
     cov = as_covariates(covariates, X_before.shape[0])
+    harmonizer = ComBat() if harmonizer is None else harmonizer
     tests = _batch_test_table(X_before, X_after, batch, names)
     prediction = _scanner_prediction_table(
-        X_before, X_after, batch, cov, harmonizer, cv, random_state
+        X_before, X_after, batch, cov, harmonizer, cv, random_state, label, reference
     )
     effects = _preserved_effect_table(X_before, X_after, cov, label, names)
-    report = HarmonizationReport(tests, prediction, effects)
+    report = HarmonizationReport(
+        tests, prediction, effects, mode=mode_description(harmonizer, label)
+    )
+    frame = pd.DataFrame(X_before, columns=names)
+    context = {"label": label, "covariates": cov, "reference": reference}
+    smallest = int(pd.Series(batch).value_counts().min())
+    # Each half of a random split must keep two rows of every scanner for the harmoniser.
+    heldout_possible = smallest >= _MIN_ROWS_FOR_HALF_SPLITS
+    if n_splits and not heldout_possible:
+        warnings.warn(
+            f"the held-out half-split check is skipped: the smallest scanner has {smallest} "
+            f"row(s), and each half needs two of every scanner (at least "
+            f"{_MIN_ROWS_FOR_HALF_SPLITS}); merge small scanners to get it",
+            UserWarning,
+            stacklevel=2,
+        )
+    if n_splits and heldout_possible:
+        report.heldout, report.heldout_summary = heldout_tables(
+            frame, batch, harmonizer, n_splits=n_splits, random_state=random_state, **context
+        )
+    report.corrections = corrections_table(frame, batch, harmonizer, **context)
+    if hasattr(harmonizer, "zscores") and n_splits and heldout_possible:
+        report.calibration = normative_calibration(
+            frame,
+            batch,
+            harmonizer,
+            covariates=cov,
+            reference=reference,
+            n_splits=n_splits,
+            random_state=random_state,
+        )
     if figures:
         report.figures = _figures(X_before, X_after, batch, report)
     return report
-
-
-def _kruskal_per_feature(values: np.ndarray, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Return the Kruskal-Wallis H and p-value of each column across batches."""
-    groups = [values[batch == level] for level in pd.unique(batch)]
-    h, p = np.full(values.shape[1], np.nan), np.ones(values.shape[1])
-    for j in range(values.shape[1]):
-        if np.ptp(values[:, j]) > 0:
-            h[j], p[j] = stats.kruskal(*[g[:, j] for g in groups])
-    return h, p
 
 
 def _batch_test_table(
@@ -172,8 +263,8 @@ def _batch_test_table(
     """Return the per-feature batch-effect tests before and after."""
     table = pd.DataFrame({"feature": names})
     for when, values in (("before", before), ("after", after)):
-        h, p = _kruskal_per_feature(values, batch)
-        q = stats.false_discovery_control(p, method="bh")
+        h, p = kruskal_per_feature(values, batch)
+        q = bh_q_values(p, np.isfinite(h))
         table[f"kruskal_h_{when}"] = h
         table[f"p_value_{when}"] = p
         table[f"q_value_{when}"] = q
@@ -197,13 +288,13 @@ def _scanner_prediction_table(
     harmonizer: Any,
     cv: int,
     random_state: int,
+    label: Any = None,
+    reference: Any = None,
 ) -> pd.DataFrame:
     """Return held-out balanced accuracy of predicting the batch, before and after."""
     from sklearn.base import clone
     from sklearn.metrics import balanced_accuracy_score
     from sklearn.model_selection import StratifiedKFold
-
-    from radharmony.harmonize._combat import ComBat
 
     levels, counts = np.unique(batch.astype(str), return_counts=True)
     n_splits = int(min(cv, counts.min()))
@@ -215,7 +306,7 @@ def _scanner_prediction_table(
     folds = list(
         StratifiedKFold(n_splits, shuffle=True, random_state=random_state).split(before, batch)
     )
-    harmonizer = ComBat() if harmonizer is None else harmonizer
+    labels = None if label is None or not uses_labels(harmonizer) else np.asarray(label)
     scores: dict[str, list[float]] = {"before": [], "after": [], "held_out": []}
     for train, test in folds:
         for key, values in (("before", before), ("after", after)):
@@ -224,8 +315,11 @@ def _scanner_prediction_table(
         fitted = clone(harmonizer)
         cov_train = None if cov is None else cov.iloc[train]
         cov_test = None if cov is None else cov.iloc[test]
+        y_train = None if labels is None else labels[train]
+        extra = {} if reference is None else {"reference": np.asarray(reference, bool)[train]}
+        fitted.fit(before[train], y_train, batch=batch[train], covariates=cov_train, **extra)
         X_train = np.asarray(
-            fitted.fit_transform(before[train], batch=batch[train], covariates=cov_train)
+            fitted.transform(before[train], batch=batch[train], covariates=cov_train)
         )
         X_test = np.asarray(fitted.transform(before[test], batch=batch[test], covariates=cov_test))
         clf = _classifier().fit(X_train, batch[train])
@@ -275,7 +369,7 @@ def _effect_sizes(values: np.ndarray, variable: pd.Series) -> tuple[str, np.ndar
         )
         with np.errstate(divide="ignore", invalid="ignore"):
             return "cohens_d", (second.mean(0) - first.mean(0)) / pooled
-    h, _ = _kruskal_per_feature(values, variable.astype(str).to_numpy())
+    h, _ = kruskal_per_feature(values, variable.astype(str).to_numpy())
     n, k = len(variable), len(levels)
     return "epsilon_squared", (h - k + 1) / (n - k)
 
@@ -353,7 +447,28 @@ def _figures(
     ax.set_ylim(0, 1)
     ax.legend()
     ax.set_title("Predicting the scanner from the features")
+    if report.heldout is not None:
+        figures["heldout"] = _heldout_figure(report.heldout)
     return figures
+
+
+def _heldout_figure(table: pd.DataFrame) -> Figure:
+    """Paired held-out scanner AUC per random half split, raw and harmonised."""
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(6, 4))
+    ax = figure.subplots()
+    wide = table.pivot(index="split", columns="harmonizer", values="scanner_auc")
+    names = ["raw"] + [c for c in wide.columns if c != "raw"]
+    for _, row in wide[names].iterrows():
+        ax.plot(range(len(names)), row.to_numpy(), color="grey", alpha=0.5, marker="o")
+    ax.plot(range(len(names)), wide[names].mean().to_numpy(), color="black", lw=2, label="mean")
+    ax.axhline(0.5, color="red", ls="--", label="cannot be told")
+    ax.set_xticks(range(len(names)), names, fontsize=8)
+    ax.set_ylabel("held-out scanner ROC AUC")
+    ax.set_title(f"Scanner recognisable in the held-out half ({len(wide)} random splits)")
+    ax.legend(fontsize="small")
+    return figure
 
 
 def _pca_scores(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -12,6 +12,13 @@ from radharmony.errors import HarmonizationError
 
 def as_feature_matrix(X: Any) -> tuple[np.ndarray, list[str] | None, pd.Index | None]:
     """Return ``(values float64, column names or None, index or None)``; raise on NaN/inf."""
+    from scipy import sparse
+
+    if sparse.issparse(X):
+        raise HarmonizationError(
+            "sparse input is not supported: harmonisation changes every value of a feature, so "
+            "the result is dense; pass X.toarray()."
+        )
     if isinstance(X, pd.DataFrame):
         non_numeric = [c for c in X.columns if not pd.api.types.is_numeric_dtype(X[c])]
         if non_numeric:
@@ -22,10 +29,18 @@ def as_feature_matrix(X: Any) -> tuple[np.ndarray, list[str] | None, pd.Index | 
         values = X.to_numpy(dtype=float, copy=True)
         names, index = [str(c) for c in X.columns], X.index
     else:
-        values = np.array(X, dtype=float, copy=True)
+        raw = np.asarray(X)
+        if np.iscomplexobj(raw):
+            raise HarmonizationError("Complex data not supported: X must hold real numbers.")
+        values = np.array(raw, dtype=float, copy=True)
         names, index = None, None
-    if values.ndim != 2:
-        raise HarmonizationError(f"X must be 2-D (samples x features), got shape {values.shape}.")
+    _check_two_dimensional(values.shape)
+    for axis, what in ((0, "sample(s)"), (1, "feature(s)")):
+        if values.shape[axis] == 0:
+            raise HarmonizationError(
+                f"Found array with 0 {what} (shape={values.shape}) while a minimum of 1 is "
+                "required: harmonisation needs at least one sample and one feature."
+            )
     bad = ~np.isfinite(values)
     if bad.any():
         raise HarmonizationError(_non_finite_message(bad, names))
@@ -89,6 +104,43 @@ def batch_counts_or_raise(batch: np.ndarray, levels: list[Any]) -> np.ndarray:
             "similar scanner or drop them."
         )
     return counts
+
+
+def aligned_columns(
+    X: Any, feature_names_in: Any, n_features_in: int, owner: str = "the harmoniser"
+) -> Any:
+    """Return X with its columns in the fitted order; raise on missing or extra columns."""
+    if isinstance(X, pd.DataFrame) and feature_names_in is not None:
+        expected = [str(c) for c in feature_names_in]
+        columns = [str(c) for c in X.columns]
+        if columns != expected:
+            missing = sorted(set(expected) - set(columns))
+            extra = sorted(set(columns) - set(expected))
+            if missing or extra:
+                raise HarmonizationError(
+                    f"X's columns differ from those seen at fit: missing {missing[:10]}, "
+                    f"unexpected {extra[:10]}."
+                )
+            X = X.set_axis(columns, axis=1)[expected]
+        return X
+    shape = np.shape(np.asarray(X))
+    _check_two_dimensional(shape)
+    n_cols = shape[1]
+    if n_cols != n_features_in:
+        raise HarmonizationError(
+            f"X has {n_cols} features, but {owner} is expecting {n_features_in} features "
+            "as input (those seen at fit)."
+        )
+    return X
+
+
+def _check_two_dimensional(shape: tuple[int, ...]) -> None:
+    if len(shape) != 2:
+        raise HarmonizationError(
+            f"X must be 2-D (samples x features), got shape {shape}. Reshape your data "
+            "either using array.reshape(-1, 1) if your data has a single feature or "
+            "array.reshape(1, -1) if it contains a single sample."
+        )
 
 
 def _non_finite_message(bad: np.ndarray, names: list[str] | None) -> str:
