@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import zipfile
@@ -12,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from radharmony._trust import is_trusted_type
 from radharmony.errors import RadharmonyError
 
 #: Packages whose classes :func:`load_detector` accepts without being told.
@@ -121,20 +121,5 @@ def load_detector(path: str | Path, *, trusted: Sequence[str] = ()) -> Any:
 
 
 def _is_trusted(name: str) -> bool:
-    if name in TRUSTED_TYPES:
-        return True
-    module_name, _, attribute = name.rpartition(".")
-    if not name.startswith(TRUSTED_PREFIXES) or not module_name:
-        return False
-    try:
-        obj = getattr(importlib.import_module(module_name), attribute, None)
-    except Exception:
-        return False
-    # Only a class defined under that very name (not a re-exported function or foreign class).
-    if not isinstance(obj, type) or f"{obj.__module__}.{obj.__qualname__}" != name:
-        return False
-    if name.startswith("sklearn."):
-        from sklearn.base import BaseEstimator
-
-        return issubclass(obj, BaseEstimator)
-    return True
+    """Return True for an allow-listed name or an estimator class of a trusted package."""
+    return is_trusted_type(name, TRUSTED_TYPES, TRUSTED_PREFIXES)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
-import importlib
 import json
 import os
 import platform
@@ -16,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from radharmony._trust import is_trusted_type
 from radharmony.errors import ModelError
 
 #: Packages whose classes :func:`load_model` accepts without being told (see ``_is_trusted``).
@@ -177,25 +177,7 @@ def load_model(path: str | Path, *, trusted: Sequence[str] = ()) -> tuple[Any, d
 
 def _is_trusted(name: str) -> bool:
     """Return True for an allow-listed name or an estimator class of a trusted package."""
-    if name in TRUSTED_TYPES:
-        return True
-    module_name, _, attribute = name.rpartition(".")
-    if not name.startswith(TRUSTED_PREFIXES) or not module_name:
-        return False
-    try:
-        # Importing a module of an installed, trusted package runs only that package's code.
-        obj = getattr(importlib.import_module(module_name), attribute, None)
-    except Exception:
-        return False
-    # Only a class defined under that very name: an alias such as a re-exported function or a
-    # class from another package imported into a trusted module does not qualify.
-    if not isinstance(obj, type) or f"{obj.__module__}.{obj.__qualname__}" != name:
-        return False
-    if name.startswith("sklearn."):
-        from sklearn.base import BaseEstimator
-
-        return issubclass(obj, BaseEstimator)
-    return True
+    return is_trusted_type(name, TRUSTED_TYPES, TRUSTED_PREFIXES)
 
 
 def _not_skops_message(path: Path) -> str:
