@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from radharmony.errors import ManifestError
-from radharmony.io._manifest import _format, _line
+from radharmony.io._manifest import _format, _line, load_manifest_table
 
 #: Optional columns of a channel manifest that hold paths (resolved like the channels).
 CHANNEL_PATH_COLUMNS: tuple[str, ...] = ("brain_mask", "lesion_mask")
@@ -109,24 +109,7 @@ def _check_channels(
 def _load(
     source: str | Path | pd.DataFrame, base_dir: str | Path | None, text_columns: list[str]
 ) -> tuple[pd.DataFrame, str, Path]:
-    if isinstance(source, pd.DataFrame):
-        root = Path(base_dir) if base_dir is not None else Path.cwd()
-        return source.copy(), "<DataFrame>", root
-    path = Path(source)
-    if not path.is_file():
-        raise ManifestError(f"manifest {path} does not exist")
-    try:
-        table = pd.read_csv(path, dtype={c: str for c in [*text_columns, "scanner"]})
-    except UnicodeDecodeError as err:
-        raise ManifestError(
-            f"manifest {path} is not UTF-8 text ({err.reason} at byte {err.start}); "
-            "save it as UTF-8 CSV"
-        ) from err
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as err:
-        raise ManifestError(f"manifest {path} is not a readable CSV: {err}") from err
-    table.columns = [str(c).strip() for c in table.columns]
-    root = Path(base_dir) if base_dir is not None else path.resolve().parent
-    return table, str(path), root
+    return load_manifest_table(source, base_dir, [*text_columns, "scanner"])
 
 
 def _identifier_problems(table: pd.DataFrame, key_columns: Sequence[str]) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -88,6 +89,21 @@ def read_manifest(
 def _load(
     source: str | Path | pd.DataFrame, base_dir: str | Path | None
 ) -> tuple[pd.DataFrame, str, Path]:
+    return load_manifest_table(source, base_dir, (*REQUIRED_COLUMNS, ROIS_COLUMN))
+
+
+def load_manifest_table(
+    source: str | Path | pd.DataFrame,
+    base_dir: str | Path | None,
+    text_columns: Sequence[str],
+    *,
+    keep_default_na: bool = True,
+) -> tuple[pd.DataFrame, str, Path]:
+    """Return a manifest's raw table, its name for messages and the folder paths resolve from.
+
+    ``text_columns`` are read as text (identifiers such as ``007`` keep their zeros). A missing,
+    non-UTF-8 or unparsable CSV raises :class:`~radharmony.errors.ManifestError` naming it.
+    """
     if isinstance(source, pd.DataFrame):
         root = Path(base_dir) if base_dir is not None else Path.cwd()
         return source.copy(), "<DataFrame>", root
@@ -95,7 +111,9 @@ def _load(
     if not path.is_file():
         raise ManifestError(f"manifest {path} does not exist")
     try:
-        table = pd.read_csv(path, dtype={c: str for c in (*REQUIRED_COLUMNS, ROIS_COLUMN)})
+        table = pd.read_csv(
+            path, dtype={c: str for c in text_columns}, keep_default_na=keep_default_na
+        )
     except UnicodeDecodeError as err:
         raise ManifestError(
             f"manifest {path} is not UTF-8 text ({err.reason} at byte {err.start}); "

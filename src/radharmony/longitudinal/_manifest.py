@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from radharmony.errors import ManifestError
+from radharmony.io._manifest import load_manifest_table
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("subject_id", "timepoint", "image")
 #: Optional columns holding paths, resolved against the manifest's folder.
@@ -117,26 +118,9 @@ def read_longitudinal_manifest(
 def _load(
     source: str | Path | pd.DataFrame, base_dir: str | Path | None, channels: list[str]
 ) -> tuple[pd.DataFrame, str, Path]:
-    if isinstance(source, pd.DataFrame):
-        root = Path(base_dir) if base_dir is not None else Path.cwd()
-        return source.copy(), "<DataFrame>", root
-    path = Path(source)
-    if not path.is_file():
-        raise ManifestError(f"manifest {path} does not exist")
     text = [*REQUIRED_COLUMNS, *PATH_COLUMNS, *channels, "scanner"]
     text += [f"{c}_transform" for c in channels]
-    try:
-        table = pd.read_csv(path, dtype={c: str for c in text}, keep_default_na=False)
-    except UnicodeDecodeError as err:
-        raise ManifestError(
-            f"manifest {path} is not UTF-8 text ({err.reason} at byte {err.start}); "
-            "save it as UTF-8 CSV"
-        ) from err
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as err:
-        raise ManifestError(f"manifest {path} is not a readable CSV: {err}") from err
-    table.columns = [str(c).strip() for c in table.columns]
-    root = Path(base_dir) if base_dir is not None else path.resolve().parent
-    return table, str(path), root
+    return load_manifest_table(source, base_dir, text, keep_default_na=False)
 
 
 def _line(index: int) -> str:
