@@ -19,8 +19,11 @@ What this estimator does instead (see :mod:`._location_scale`):
    correction" by one James-Stein factor computed from its Mahalanobis norm in units of its
    own estimation noise (the features' correlation included); the log-scale estimates likewise.
    A batch effect that does not stand out from the estimation noise is left alone; a strong
-   one is removed almost completely. It is a rule with a risk guarantee, not a significance
-   test with a threshold, and it needs no internal held-out choice.
+   one is removed almost completely. It is a rule with a risk property (for Gaussian estimates
+   with known covariance and three or more features, James-Stein shrinkage has lower expected
+   squared error than the unshrunk estimate; here the covariance is estimated, so this holds
+   approximately), not a significance test with a threshold, and it needs no internal
+   held-out choice.
 4. with the training labels (``y``, which a scikit-learn ``Pipeline`` passes to ``fit``), the
    outcome is part of the design, so batch effects are estimated net of each batch's outcome
    mix; new rows are adjusted without their labels.
