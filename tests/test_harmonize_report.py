@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -216,3 +217,17 @@ def test_degenerate_batch_tests_do_not_break_the_report() -> None:
     assert row["kruskal_h_after"] == 0.0 and row["p_value_after"] == 1.0
     assert not row["significant_after"]
     assert report.batch_tests["q_value_before"].notna().all()
+
+
+def test_constant_feature_has_no_correlation_and_no_warning() -> None:
+    rng = np.random.default_rng(5)
+    X = pd.DataFrame(rng.normal(size=(60, 3)), columns=["f1", "f2", "f3"]).assign(constant=1.0)
+    batch = np.repeat(["a", "b", "c"], 20)
+    age = pd.DataFrame({"age": rng.uniform(40, 80, 60)})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", stats.ConstantInputWarning)
+        report = harmonization_report(X, X, batch, covariates=age, n_splits=0, figures=False)
+    effects = report.preserved_effects.set_index(["variable", "feature"])
+    assert effects.loc[("age", "constant"), "statistic"] == "spearman_rho"
+    assert np.isnan(effects.loc[("age", "constant"), "before"])
+    assert np.isfinite(effects.loc[("age", "f1"), "before"])

@@ -357,7 +357,12 @@ def _effect_sizes(values: np.ndarray, variable: pd.Series) -> tuple[str, np.ndar
     numeric = pd.api.types.is_numeric_dtype(variable) and not pd.api.types.is_bool_dtype(variable)
     levels = pd.unique(variable)
     if numeric and len(levels) > 2:
-        rho = [stats.spearmanr(values[:, j], variable).statistic for j in range(values.shape[1])]
+        with warnings.catch_warnings():
+            # A constant feature has no correlation: NaN (documented in the data dictionary).
+            warnings.simplefilter("ignore", stats.ConstantInputWarning)
+            rho = [
+                stats.spearmanr(values[:, j], variable).statistic for j in range(values.shape[1])
+            ]
         return "spearman_rho", np.asarray(rho, dtype=float)
     if len(levels) == 2:
         first, second = (
