@@ -52,8 +52,36 @@ class MeanFilter(ImageFilter):
         return responses.mean_response(image, self.support, self.resolved_dimension, self.boundary)
 
 
+class _RieszTransformed:
+    """Label, description, standard and dimension of a filter with an optional Riesz transform.
+
+    The Riesz orders (per axis x, y[, z]) fix the dimension; a Riesz-transformed response is
+    not standardised by IBSI 2.
+    """
+
+    riesz_order: tuple[int, ...] | None
+
+    def _riesz_tokens(self) -> list[str]:
+        if self.riesz_order is None:
+            return []
+        return ["riesz" + "".join(str(o) for o in self.riesz_order)]
+
+    def _riesz_text(self) -> str:
+        if self.riesz_order is None:
+            return ""
+        return f", Riesz transform of orders {tuple(self.riesz_order)} (x, y, z)"
+
+    def ibsi_standard(self) -> bool:
+        return self.riesz_order is None
+
+    def _inferred_dimension(self) -> str | None:
+        if self.riesz_order is None:
+            return None
+        return "2D" if len(self.riesz_order) == 2 else "3D"
+
+
 @dataclass(frozen=True, kw_only=True)
-class LoGFilter(ImageFilter):
+class LoGFilter(_RieszTransformed, ImageFilter):
     """IBSI Laplacian-of-Gaussian filter (no scale normalisation), optionally Riesz-transformed.
 
     Parameters
@@ -84,15 +112,11 @@ class LoGFilter(ImageFilter):
         tokens = [f"sigma{number_token(self.sigma_mm)}mm"]
         if self.truncate != 4.0:
             tokens.append(f"truncate{number_token(self.truncate)}")
-        if self.riesz_order is not None:
-            tokens.append("riesz" + "".join(str(o) for o in self.riesz_order))
-        return tokens
+        return tokens + self._riesz_tokens()
 
     def _parameter_text(self) -> str:
         text = f"sigma {self.sigma_mm:g} mm, kernel truncated at {self.truncate:g} sigma"
-        if self.riesz_order is not None:
-            text += f", Riesz transform of orders {tuple(self.riesz_order)} (x, y, z)"
-        return text
+        return text + self._riesz_text()
 
     def _radius(self, spacing: Sequence[float]) -> list[int]:
         return [responses.log_radius(self.sigma_mm / float(s), self.truncate) for s in spacing]
@@ -110,14 +134,6 @@ class LoGFilter(ImageFilter):
             self.boundary,
             self.riesz_order,
         )
-
-    def ibsi_standard(self) -> bool:
-        return self.riesz_order is None
-
-    def _inferred_dimension(self) -> str | None:
-        if self.riesz_order is None:
-            return None
-        return "2D" if len(self.riesz_order) == 2 else "3D"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -396,7 +412,7 @@ class WaveletFilter(ImageFilter):
 
 
 @dataclass(frozen=True, kw_only=True)
-class SimoncelliFilter(ImageFilter):
+class SimoncelliFilter(_RieszTransformed, ImageFilter):
     """IBSI non-separable (Simoncelli) wavelet filter, optionally Riesz-transformed.
 
     Parameters
@@ -421,15 +437,11 @@ class SimoncelliFilter(ImageFilter):
 
     def _tokens(self) -> list[str]:
         tokens = [f"level{self.level}"]
-        if self.riesz_order is not None:
-            tokens.append("riesz" + "".join(str(o) for o in self.riesz_order))
-        return tokens
+        return tokens + self._riesz_tokens()
 
     def _parameter_text(self) -> str:
         text = f"level {self.level}, isotropic band-pass defined in the Fourier domain"
-        if self.riesz_order is not None:
-            text += f", Riesz transform of orders {tuple(self.riesz_order)} (x, y, z)"
-        return text
+        return text + self._riesz_text()
 
     @property
     def pad(self) -> int:
@@ -451,14 +463,6 @@ class SimoncelliFilter(ImageFilter):
             self.pad,
             self.riesz_order,
         )
-
-    def ibsi_standard(self) -> bool:
-        return self.riesz_order is None
-
-    def _inferred_dimension(self) -> str | None:
-        if self.riesz_order is None:
-            return None
-        return "2D" if len(self.riesz_order) == 2 else "3D"
 
 
 FILTER_FAMILIES: dict[str, type[ImageFilter]] = {
